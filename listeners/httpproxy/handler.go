@@ -1,0 +1,322 @@
+// Package httpproxy is switchyard's HTTP listener: it matches each request
+// against the listener's route table, picks a backend from the route's pool,
+// forwards with retries and timeouts, and passes upgrades (WebSocket) through.
+//
+// The route table and everything hanging off it is immutable and swapped as a
+// whole by Update, so a reload never changes a request that already started.
+package httpproxy
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"switchyard/listeners/routing"
+	"switchyard/upstream"
+)
+
+// Options is one generation of a listener's configuration. It is immutable
+// once handed to Update.
+type Options struct {
+	Listener  string
+	Table     *routing.Table[*Target]
+	AccessLog bool
+}
+
+// Target is what a route forwards to: an upstream pool or a static answer.
+type Target struct {
+	Route string
+	// Pool and Transport are set for upstream routes.
+	Pool      *upstream.Pool
+	Transport http.RoundTripper
+	// Respond is set for static routes.
+	Respond *StaticResponse
+
+	StripPrefix     string // path prefix removed before forwarding; "" = none
+	Timeout         time.Duration
+	Retries         int
+	RequestHeaders  []routing.Header
+	ResponseHeaders []routing.Header
+}
+
+// StaticResponse is a fixed answer configured with respond {}.
+type StaticResponse struct {
+	Status  int
+	Body    []byte
+	Headers []routing.Header
+}
+
+// Observer receives one record per finished request. It must be cheap and
+// safe for concurrent use: it runs on the request path.
+type Observer interface {
+	ObserveRequest(rec *Record)
+}
+
+// Record describes a finished request for metrics and access logs.
+type Record struct {
+	Listener  string
+	Route     string // "" when no route matched
+	Upstream  string // "" for static routes and unmatched requests
+	Backend   string // address of the last backend tried, "" if none
+	Method    string
+	Host      string
+	Path      string
+	Status    int
+	Bytes     int64
+	Duration  time.Duration
+	RequestID string
+	Upgraded  bool
+}
+
+// Handler is the http.Handler of one listener.
+type Handler struct {
+	opts     atomic.Pointer[Options]
+	log      hclog.Logger
+	observer Observer
+	proxy    *httputil.ReverseProxy
+
+	hijackedMu sync.Mutex // guards hijacked
+	hijacked   map[*hijackedConn]struct{}
+	hijackedWG sync.WaitGroup
+}
+
+// NewHandler builds a handler; observer may be nil.
+func NewHandler(opts *Options, log hclog.Logger, observer Observer) *Handler {
+	h := &Handler{log: log, observer: observer, hijacked: make(map[*hijackedConn]struct{})}
+	h.opts.Store(opts)
+	h.proxy = &httputil.ReverseProxy{
+		Rewrite:        rewrite,
+		Transport:      retryingTransport{},
+		ModifyResponse: modifyResponse,
+		ErrorHandler:   h.errorHandler,
+		BufferPool:     newBufferPool(),
+		ErrorLog:       log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
+	}
+	return h
+}
+
+// Update swaps in a new generation; requests already running keep theirs.
+func (h *Handler) Update(opts *Options) { h.opts.Store(opts) }
+
+// Options returns the current generation.
+func (h *Handler) Options() *Options { return h.opts.Load() }
+
+type ctxKey struct{}
+
+// exchange is the per-request state shared by the handler, the rewrite hook
+// and the retrying transport.
+type exchange struct {
+	target    *Target
+	requestID string
+	hashKey   string
+	backend   atomic.Pointer[string] // last backend tried
+	status    int                    // status chosen by the error handler
+	upgraded  atomic.Bool
+}
+
+// ServeHTTP routes and forwards one request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	opts := h.opts.Load()
+	rw := &recordingWriter{ResponseWriter: w, handler: h}
+
+	requestID := r.Header.Get("X-Request-Id")
+	if requestID == "" || len(requestID) > 200 {
+		requestID = newRequestID()
+		r.Header.Set("X-Request-Id", requestID)
+	}
+
+	rec := Record{Listener: opts.Listener, Method: r.Method, Host: r.Host, Path: r.URL.Path, RequestID: requestID}
+	var ex *exchange
+	defer func() {
+		rec.Status = rw.status
+		rec.Bytes = rw.bytes
+		rec.Duration = time.Since(start)
+		if ex != nil {
+			if b := ex.backend.Load(); b != nil {
+				rec.Backend = *b
+			}
+			if ex.upgraded.Load() {
+				rec.Upgraded = true
+				if rec.Status == 0 {
+					rec.Status = http.StatusSwitchingProtocols
+				}
+			}
+		}
+		h.finish(opts, &rec)
+	}()
+
+	route := opts.Table.Match(routing.Request{
+		Method: r.Method,
+		Host:   r.Host,
+		Path:   r.URL.Path,
+		Header: r.Header.Get,
+	})
+	if route == nil {
+		rw.Header().Set("X-Request-Id", requestID)
+		writeJSONError(rw, http.StatusNotFound, "no route matches "+r.Method+" "+r.URL.Path)
+		return
+	}
+	target := route.Target
+	rec.Route = target.Route
+
+	if target.Respond != nil {
+		hdr := rw.Header()
+		hdr.Set("X-Request-Id", requestID)
+		for _, kv := range target.Respond.Headers {
+			hdr.Set(kv.Name, kv.Value)
+		}
+		for _, kv := range target.ResponseHeaders {
+			hdr.Set(kv.Name, kv.Value)
+		}
+		if hdr.Get("Content-Type") == "" {
+			hdr.Set("Content-Type", "text/plain; charset=utf-8")
+		}
+		hdr.Set("Content-Length", strconv.Itoa(len(target.Respond.Body)))
+		rw.WriteHeader(target.Respond.Status)
+		if r.Method != http.MethodHead {
+			_, _ = rw.Write(target.Respond.Body)
+		}
+		return
+	}
+
+	rec.Upstream = target.Pool.Name()
+	ex = &exchange{target: target, requestID: requestID, hashKey: hashKey(target.Pool, r)}
+	h.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, ex)))
+}
+
+func (h *Handler) finish(opts *Options, rec *Record) {
+	if h.observer != nil {
+		h.observer.ObserveRequest(rec)
+	}
+	if opts.AccessLog {
+		h.log.Info("access",
+			"listener", rec.Listener, "method", rec.Method, "host", rec.Host, "path", rec.Path,
+			"status", rec.Status, "route", rec.Route, "upstream", rec.Upstream, "backend", rec.Backend,
+			"duration", rec.Duration.String(), "bytes", rec.Bytes, "request_id", rec.RequestID)
+	}
+}
+
+func hashKey(pool *upstream.Pool, r *http.Request) string {
+	kind, header := pool.HashOn()
+	switch kind {
+	case upstream.HashClientIP:
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			return r.RemoteAddr
+		}
+		return host
+	case upstream.HashPath:
+		return r.URL.Path
+	case upstream.HashHeader:
+		return r.Header.Get(header)
+	}
+	return ""
+}
+
+// rewrite prepares the outbound request. The backend address is filled in per
+// attempt by the transport.
+func rewrite(pr *httputil.ProxyRequest) {
+	ex := pr.In.Context().Value(ctxKey{}).(*exchange)
+	t := ex.target
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = t.Pool.Name() // placeholder until a backend is chosen
+	if t.StripPrefix != "" {
+		pr.Out.URL.Path = stripPrefix(pr.Out.URL.Path, t.StripPrefix)
+		if pr.Out.URL.RawPath != "" {
+			pr.Out.URL.RawPath = stripPrefix(pr.Out.URL.RawPath, t.StripPrefix)
+		}
+	}
+	pr.SetXForwarded()
+	// Keep the client's Host: backends behind a proxy usually route on it.
+	pr.Out.Host = pr.In.Host
+	pr.Out.Header.Set("X-Request-Id", ex.requestID)
+	for _, kv := range t.RequestHeaders {
+		pr.Out.Header.Set(kv.Name, kv.Value)
+	}
+}
+
+func stripPrefix(path, prefix string) string {
+	rest := strings.TrimPrefix(path, prefix)
+	if !strings.HasPrefix(rest, "/") {
+		rest = "/" + rest
+	}
+	return rest
+}
+
+func modifyResponse(resp *http.Response) error {
+	ex := resp.Request.Context().Value(ctxKey{}).(*exchange)
+	resp.Header.Set("X-Request-Id", ex.requestID)
+	for _, kv := range ex.target.ResponseHeaders {
+		resp.Header.Set(kv.Name, kv.Value)
+	}
+	return nil
+}
+
+// errorHandler turns a failed exchange into the status SPEC §3 names.
+func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	ex, _ := r.Context().Value(ctxKey{}).(*exchange)
+	status, msg := http.StatusBadGateway, "bad gateway"
+	var pe *proxyError
+	switch {
+	case errors.As(err, &pe):
+		status, msg = pe.status, pe.msg
+	case r.Context().Err() != nil:
+		// The client went away; nobody reads this answer. 499 is the
+		// de-facto code for it in access logs.
+		status, msg = 499, "client closed request"
+	}
+	if ex != nil {
+		w.Header().Set("X-Request-Id", ex.requestID)
+		for _, kv := range ex.target.ResponseHeaders {
+			w.Header().Set(kv.Name, kv.Value)
+		}
+	}
+	h.log.Debug("upstream exchange failed", "path", r.URL.Path, "status", status, "error", err)
+	writeJSONError(w, status, msg)
+}
+
+func writeJSONError(w http.ResponseWriter, status int, msg string) {
+	body, _ := json.Marshal(struct {
+		Error string `json:"error"`
+	}{msg})
+	body = append(body, '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Del("Transfer-Encoding")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+func newRequestID() string {
+	var b [16]byte
+	u1, u2 := rand.Uint64(), rand.Uint64()
+	for i := 0; i < 8; i++ {
+		b[i] = byte(u1 >> (8 * i))
+		b[8+i] = byte(u2 >> (8 * i))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// bufferPool lends 32 KiB copy buffers to the ReverseProxy.
+type bufferPool struct{ pool sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}}
+}
+
+func (p *bufferPool) Get() []byte  { return *(p.pool.Get().(*[]byte)) }
+func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }

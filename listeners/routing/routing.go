@@ -1,0 +1,155 @@
+// Package routing matches HTTP requests to routes. It knows nothing about the
+// HTTP engine: a request is described by its method, host, path and a header
+// lookup function, so the forwarding engine can change without touching the
+// matching rules or their tests.
+package routing
+
+import (
+	"net"
+	"strings"
+)
+
+// Matcher is the request side of a route: every non-empty field must match.
+type Matcher struct {
+	// Host is an exact host name or "*.example.com" (exactly one label).
+	// Matching ignores case and any port.
+	Host string
+	// Path matches the whole path exactly.
+	Path string
+	// PathPrefix matches paths starting with it.
+	PathPrefix string
+	// Methods lists allowed methods (upper case); empty allows every method.
+	Methods []string
+	// Headers must all be present with exactly these values.
+	Headers []Header
+}
+
+// Header is one name/value pair.
+type Header struct {
+	Name  string // canonical MIME header name
+	Value string
+}
+
+// Route is a compiled route: a matcher plus whatever the forwarding engine
+// attaches to it (kept opaque here so this package stays engine-independent).
+type Route[T any] struct {
+	Name    string
+	Matcher Matcher
+	Target  T
+}
+
+// Table is an immutable, ordered route table: the first match wins.
+type Table[T any] struct {
+	routes []*Route[T]
+	// wildcardSuffix[i] caches ".example.com" for "*.example.com" hosts.
+	wildcardSuffix []string
+}
+
+// NewTable builds a table; routes keep their order.
+func NewTable[T any](routes []*Route[T]) *Table[T] {
+	t := &Table[T]{routes: routes, wildcardSuffix: make([]string, len(routes))}
+	for i, r := range routes {
+		h := strings.ToLower(r.Matcher.Host)
+		r.Matcher.Host = h
+		if strings.HasPrefix(h, "*.") {
+			t.wildcardSuffix[i] = h[1:]
+		}
+	}
+	return t
+}
+
+// Routes returns the routes in match order.
+func (t *Table[T]) Routes() []*Route[T] { return t.routes }
+
+// Request describes what routing looks at.
+type Request struct {
+	Method string
+	Host   string // as received, may carry a port
+	Path   string
+	// Header returns the first value of a header (canonical name), "" if absent.
+	Header func(name string) string
+}
+
+// Match returns the first route that matches req, or nil.
+func (t *Table[T]) Match(req Request) *Route[T] {
+	host := ""
+	hostDone := false
+	for i, r := range t.routes {
+		m := &r.Matcher
+		if m.Path != "" && req.Path != m.Path {
+			continue
+		}
+		if m.PathPrefix != "" && !strings.HasPrefix(req.Path, m.PathPrefix) {
+			continue
+		}
+		if len(m.Methods) > 0 && !containsString(m.Methods, req.Method) {
+			continue
+		}
+		if m.Host != "" {
+			if !hostDone {
+				host = normalizeHost(req.Host)
+				hostDone = true
+			}
+			if !hostMatches(m.Host, t.wildcardSuffix[i], host) {
+				continue
+			}
+		}
+		if !headersMatch(m.Headers, req.Header) {
+			continue
+		}
+		return r
+	}
+	return nil
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func headersMatch(want []Header, get func(string) string) bool {
+	for _, h := range want {
+		if get == nil || get(h.Name) != h.Value {
+			return false
+		}
+	}
+	return true
+}
+
+// hostMatches compares a lower-cased pattern against a normalised host. A
+// wildcard matches exactly one extra label: "*.example.com" matches
+// "a.example.com" but neither "example.com" nor "a.b.example.com".
+func hostMatches(pattern, wildcardSuffix, host string) bool {
+	if wildcardSuffix == "" {
+		return host == pattern
+	}
+	if !strings.HasSuffix(host, wildcardSuffix) {
+		return false
+	}
+	label := host[:len(host)-len(wildcardSuffix)]
+	return label != "" && !strings.Contains(label, ".")
+}
+
+// normalizeHost strips a port and a trailing dot and lower-cases the host.
+// Allocation-free when the host is already lower case.
+func normalizeHost(h string) string {
+	if h == "" {
+		return h
+	}
+	if strings.LastIndexByte(h, ':') > strings.LastIndexByte(h, ']') {
+		if host, _, err := net.SplitHostPort(h); err == nil {
+			h = host
+		}
+	}
+	h = strings.TrimSuffix(h, ".")
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(h)
+		}
+	}
+	return h
+}

@@ -1,0 +1,21 @@
+package proxy
+
+import (
+	"net/http"
+
+	"switchyard/proxy/admin"
+)
+
+// adminRuntime adapts the Runtime to the admin endpoint.
+type adminRuntime struct{ r *Runtime }
+
+func (a adminRuntime) Status() any { return a.r.Status() }
+
+func (a adminRuntime) Reload() admin.ReloadOutcome {
+	res := a.r.Reload("admin")
+	return admin.ReloadOutcome{OK: res.OK, Generation: res.Generation, Changed: res.Changed, Error: res.Error, Diagnostics: res.Diagnostics}
+}
+
+func (r *Runtime) adminHandler() http.Handler {
+	return admin.NewHandler(adminRuntime{r}, r.metrics.Registry)
+}

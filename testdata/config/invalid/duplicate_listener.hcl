@@ -1,0 +1,9 @@
+listener "web" {
+  protocol = "http"
+  listen   = "127.0.0.1:8080"
+}
+
+listener "web" {
+  protocol = "http"
+  listen   = "127.0.0.1:8081"
+}

@@ -1,0 +1,3 @@
+builtin "hello" {
+  status = 200
+}

@@ -1,0 +1,5 @@
+listener "web" {
+  route "home" {
+    respond {}
+  }
+}

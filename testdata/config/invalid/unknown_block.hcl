@@ -1,0 +1,12 @@
+listener "web" {
+  protocol = "http"
+  listen   = "127.0.0.1:8080"
+
+  rule "home" {
+    respond {}
+  }
+}
+
+server "extra" {
+  listen = "127.0.0.1:8081"
+}

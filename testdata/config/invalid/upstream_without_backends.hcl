@@ -1,0 +1,3 @@
+upstream "empty" {
+  strategy = "least_conn"
+}
