@@ -309,18 +309,27 @@ func (s *Server) serveRoom(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	defer s.handlers.Done()
-	defer s.release(rm)
-
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		// The upgrader has already answered the request.
 		s.log.Debug("websocket upgrade failed", "room", roomName, "remote", r.RemoteAddr, "error", err)
+		s.release(rm)
 		return
 	}
 	c := newClient(s, rm, name, conn)
+	// The connection gets a goroutine of its own and this handler returns,
+	// so that net/http's per-connection state (request, buffers, a stack
+	// grown while parsing) is freed rather than kept for the connection's
+	// lifetime. The goroutine inherits the s.handlers registration.
+	go s.serveClient(c)
+}
+
+// serveClient runs c until its connection ends, then gives back its place.
+func (s *Server) serveClient(c *client) {
+	defer s.release(c.room)
 	if !s.register(c) {
 		c.closeNow(websocket.CloseGoingAway, "server shutting down")
+		c.conn.Close()
 		return
 	}
 	defer s.unregister(c)
@@ -331,8 +340,8 @@ func (s *Server) serveRoom(w http.ResponseWriter, r *http.Request) {
 var errShuttingDown = errors.New("server shutting down")
 
 // admit reserves a place in room roomName, creating the room if needed, and
-// registers the caller with s.handlers. The caller must call release and
-// handlers.Done when the connection ends.
+// registers the caller with s.handlers. The caller must call release when
+// the connection ends.
 func (s *Server) admit(roomName string) (*room, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -355,15 +364,16 @@ func (s *Server) admit(roomName string) (*room, error) {
 	return rm, nil
 }
 
-// release gives back the place admit reserved and removes the room once the
-// last place is gone.
+// release gives back the place admit reserved, removes the room once the
+// last place is gone, and ends the s.handlers registration.
 func (s *Server) release(rm *room) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	rm.size--
 	if rm.size == 0 {
 		delete(s.rooms, rm.name)
 	}
+	s.mu.Unlock()
+	s.handlers.Done()
 }
 
 // register records c so that Shutdown can reach it. It reports false once

@@ -26,8 +26,9 @@ func functions(lookupEnv func(string) (string, bool)) map[string]function.Functi
 	}
 }
 
-// envFunc is env("NAME"): the variable's value, or "" when it is unset, so a
-// config can default with coalesce(env("X"), "fallback").
+// envFunc is env("NAME"): the variable's value, or "" when it is unset. An
+// empty string rather than null keeps string templates working; a default is
+// written env("X") != "" ? env("X") : "fallback".
 func envFunc(lookupEnv func(string) (string, bool)) function.Function {
 	return function.New(&function.Spec{
 		Description: "Returns the value of an environment variable, or an empty string when it is not set.",

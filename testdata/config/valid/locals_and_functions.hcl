@@ -7,10 +7,12 @@ locals {
 }
 
 locals {
-  env_name  = coalesce(env("SWITCHYARD_TEST_ENV"), "dev")
+  env_raw   = env("SWITCHYARD_TEST_ENV")
+  env_name  = local.env_raw != "" ? local.env_raw : "dev"
   is_prod   = local.env_name == "prod"
   tag       = upper(format("%s-%d", local.env_name, local.base_port))
   backends  = [for i in [1, 2, 3] : "${local.host}:${9000 + i}"]
+  first     = coalesce(null, local.backends[0])
   env_label = lower(join("/", ["Env", local.env_name]))
 }
 
@@ -35,6 +37,6 @@ upstream "api" {
 
 builtin "hello" {
   handler = "http"
-  listen  = local.backends[0]
+  listen  = local.first
   body    = trimspace("  ${local.env_name}  ")
 }
