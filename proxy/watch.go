@@ -14,11 +14,15 @@ import (
 // chmod), and Kubernetes swaps a symlink; one save must be one reload.
 const DefaultDebounce = 100 * time.Millisecond
 
-// Watch reloads the config whenever its directory reports a change, until
-// ctx is done. It watches the directory, not the file, so saves by rename,
+// Watch reloads the config whenever it may have changed, until ctx is done.
+//
+// It watches the config file's directory, not the file, so saves by rename,
 // deleted-and-recreated files and Kubernetes' ..data symlink swaps are all
-// seen; reloads of unchanged bytes are no-ops, so unrelated events in the
-// directory cost one read. It keeps watching after failed reloads.
+// seen. When the path is a symlink it also watches the directory of the
+// file it resolves to, so in-place writes to the target are seen too; that
+// second watch follows the link after every reload. Reloads of unchanged
+// bytes are no-ops, so unrelated events cost one read. Errors are logged and
+// watching goes on.
 func (r *Runtime) Watch(ctx context.Context, debounce time.Duration) error {
 	if debounce <= 0 {
 		debounce = DefaultDebounce
@@ -32,6 +36,27 @@ func (r *Runtime) Watch(ctx context.Context, debounce time.Duration) error {
 	if err := w.Add(dir); err != nil {
 		return fmt.Errorf("watch config directory %q: %w", dir, err)
 	}
+	targetDir := ""
+	followTarget := func() {
+		resolved, err := filepath.EvalSymlinks(r.opts.ConfigPath)
+		if err != nil {
+			return // missing for now; the directory watch sees it come back
+		}
+		d := filepath.Dir(resolved)
+		if d == targetDir || d == dir {
+			return
+		}
+		if targetDir != "" {
+			_ = w.Remove(targetDir)
+			targetDir = ""
+		}
+		if err := w.Add(d); err != nil {
+			r.log.Warn("cannot watch the config's target directory", "dir", d, "error", err)
+			return
+		}
+		targetDir = d
+	}
+	followTarget()
 	r.log.Info("watching config for changes", "path", r.opts.ConfigPath)
 
 	timer := time.NewTimer(time.Hour)
@@ -56,6 +81,7 @@ func (r *Runtime) Watch(ctx context.Context, debounce time.Duration) error {
 			r.log.Warn("config watcher error; still watching", "error", err)
 		case <-timer.C:
 			r.Reload("file")
+			followTarget()
 		}
 	}
 }

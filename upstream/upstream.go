@@ -6,6 +6,22 @@
 // address). Every config generation builds immutable Pools from it with
 // NewPool; listeners call Pool.Acquire to pick a backend and Attempt.Done to
 // report how the request or connection ended.
+//
+// A backend is available while it is healthy and its breaker is not open.
+// When no backend is available Acquire fails with ErrNoBackend; there is no
+// "panic routing" to unhealthy backends.
+//
+// Health: new backends start healthy. An active check (health_check block)
+// marks a backend unhealthy after unhealthy_threshold failed checks in a row
+// and healthy after healthy_threshold passed ones. Passive health watches
+// real traffic: unhealthy_threshold (DefaultPassiveFailures without a
+// health_check block) Failure outcomes in a row mark the backend unhealthy.
+// With an active check only the checker brings it back; without one it
+// becomes healthy again after the breaker's open_timeout, so a pool without
+// health_check never stays dead.
+//
+// Breaker: one gobreaker TwoStepCircuitBreaker per backend, see
+// BreakerConfig. Canceled outcomes are excluded from its counts.
 package upstream
 
 import (

@@ -833,6 +833,22 @@ func TestThousandClients(t *testing.T) {
 	wg.Wait()
 	for i := range conns {
 		if errs[i] != nil {
+			s.mu.Lock()
+			rm := s.rooms[fmt.Sprintf("r%d", i%rooms)]
+			s.mu.Unlock()
+			rm.mu.Lock()
+			for m := range rm.members {
+				m.mu.Lock()
+				t.Logf("member %s queue %d writing %v closing %v", m.name, len(m.queue), m.writing, m.closing)
+				m.mu.Unlock()
+			}
+			rm.mu.Unlock()
+			t.Logf("seen by %d: %v", i, seen[i])
+			break
+		}
+	}
+	for i := range conns {
+		if errs[i] != nil {
 			t.Fatal(errs[i])
 		}
 		first := seen[i%rooms]

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,19 +20,30 @@ type idleWatch struct {
 	probe  func() (uint64, bool) // nil when the copies must call touch
 	onIdle func()
 
-	mu       sync.Mutex // guards lastSeen, lastSum, stopped and timer resets
-	lastSeen time.Time
-	lastSum  uint64
-	stopped  bool
-	timer    *time.Timer
+	// lastSeen is written by touch on every read of the fallback path, so it
+	// is an atomic rather than under mu: the two copy directions would
+	// otherwise contend on one lock per read.
+	lastSeen atomic.Int64 // unix nanos of the last observed activity
+
+	// mu is held for the whole of check, including onIdle, so that stop
+	// returns only once no check is running: after stop the watch never
+	// touches the session again.
+	mu      sync.Mutex
+	lastSum uint64
+	stopped bool
+	fired   bool
+	timer   *time.Timer
 }
 
 func newIdleWatch(idle time.Duration, conns []net.Conn, onIdle func()) *idleWatch {
-	w := &idleWatch{idle: idle, onIdle: onIdle, lastSeen: time.Now()}
+	w := &idleWatch{idle: idle, onIdle: onIdle}
+	w.lastSeen.Store(time.Now().UnixNano())
 	if sum, ok := progress(conns); ok {
 		w.lastSum = sum
 		w.probe = func() (uint64, bool) { return progress(conns) }
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.timer = time.AfterFunc(w.checkEvery(), w.check)
 	return w
 }
@@ -43,41 +55,39 @@ func (w *idleWatch) checkEvery() time.Duration { return max(w.idle/4, time.Milli
 // usesProbe reports whether copies can skip touch.
 func (w *idleWatch) usesProbe() bool { return w.probe != nil }
 
-func (w *idleWatch) touch() {
-	w.mu.Lock()
-	w.lastSeen = time.Now()
-	w.mu.Unlock()
-}
+func (w *idleWatch) touch() { w.lastSeen.Store(time.Now().UnixNano()) }
 
 func (w *idleWatch) check() {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.stopped {
-		w.mu.Unlock()
 		return
 	}
 	now := time.Now()
 	if w.probe != nil {
 		if sum, ok := w.probe(); ok && sum != w.lastSum {
 			w.lastSum = sum
-			w.lastSeen = now
+			w.lastSeen.Store(now.UnixNano())
 		}
 	}
-	quiet := now.Sub(w.lastSeen)
+	quiet := now.Sub(time.Unix(0, w.lastSeen.Load()))
 	if quiet >= w.idle {
 		w.stopped = true
-		w.mu.Unlock()
+		w.fired = true
 		w.onIdle()
 		return
 	}
 	w.timer.Reset(min(w.idle-quiet, w.checkEvery()))
-	w.mu.Unlock()
 }
 
-func (w *idleWatch) stop() {
-	w.mu.Lock()
-	w.stopped = true
+// stop ends the watch and waits for a running check; it reports whether the
+// watch had fired, i.e. whether the session ended by idle timeout.
+func (w *idleWatch) stop() (fired bool) {
 	w.timer.Stop()
-	w.mu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	return w.fired
 }
 
 // activityReader marks the watch on every successful read. It hides the

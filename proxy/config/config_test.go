@@ -442,3 +442,15 @@ func TestEveryErrorHasASubject(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkParseSpecExample(b *testing.B) {
+	src, err := os.ReadFile(filepath.Join(repoRoot, "testdata", "config", "valid", "spec_example.hcl"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, diags := Parse("spec_example.hcl", src); diags.HasErrors() {
+			b.Fatal(FormatDiagnostics(diags))
+		}
+	}
+}

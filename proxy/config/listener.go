@@ -23,8 +23,7 @@ func (d *decoder) decodeListener(blk *hclsyntax.Block) *Listener {
 	l.Listen, l.ListenRange = b.listenAddress()
 	l.MaxConnections = b.int("max_connections", DefaultMaxConnections, 1)
 	l.IdleTimeout = b.duration("idle_timeout", DefaultIdleTimeout, false)
-	l.Upstream = b.string("upstream", "")
-	l.UpstreamRange = b.exprRange("upstream")
+	l.Upstream, l.UpstreamRange = b.upstreamName()
 
 	switch l.Protocol {
 	case "tcp":
@@ -91,8 +90,7 @@ func (d *decoder) decodeRoute(listener string, blk *hclsyntax.Block) *Route {
 		}
 	}
 	r.Headers = b.headerMap("headers")
-	r.Upstream = b.string("upstream", "")
-	r.UpstreamRange = b.exprRange("upstream")
+	r.Upstream, r.UpstreamRange = b.upstreamName()
 	r.StripPrefix = b.bool("strip_prefix", false)
 	r.Timeout = b.duration("timeout", DefaultRouteTimeout, false)
 	r.Retries = b.int("retries", DefaultRetries, 0)
@@ -123,6 +121,17 @@ func (d *decoder) decodeRoute(listener string, blk *hclsyntax.Block) *Route {
 		d.errorf(b.attrRange("strip_prefix"), "strip_prefix without path_prefix", "strip_prefix removes the path_prefix before forwarding, but %s has no path_prefix", what)
 	}
 	return r
+}
+
+// upstreamName decodes the upstream attribute, a reference to an upstream
+// block that checkReferences resolves once all blocks are known.
+func (b *body) upstreamName() (string, hcl.Range) {
+	name := b.string("upstream", "")
+	if _, ok := b.values["upstream"]; ok && name == "" {
+		b.d.errorf(b.exprRange("upstream"), "Empty upstream", "upstream must name an upstream block")
+		b.invalidate("upstream")
+	}
+	return name, b.exprRange("upstream")
 }
 
 // path decodes path or path_prefix.

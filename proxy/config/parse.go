@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -157,16 +156,6 @@ type nameSet struct {
 
 func newNameSet(kind string) *nameSet {
 	return &nameSet{kind: kind, at: map[string]hcl.Range{}}
-}
-
-// names lists the declared names, sorted, for "allowed" hints.
-func (s *nameSet) names() []string {
-	out := make([]string, 0, len(s.at))
-	for n := range s.at {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // declare records the name in blk's first label, reporting a bad or

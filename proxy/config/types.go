@@ -3,6 +3,12 @@
 // Decoding has no side effects: it never touches the network. Every problem in
 // a file is reported at once as an hcl.Diagnostic whose Subject points at the
 // offending attribute or block, so callers can print FILE:LINE,COL lines.
+//
+// Every attribute takes an HCL expression. Expressions may refer to
+// local.NAME (attributes of locals blocks, which may refer to each other) and
+// call env("NAME") ("" when unset), coalesce, format, join, lower, replace,
+// split, trimspace and upper. An attribute set to null counts as unset, so a
+// conditional can fall back to the default.
 package config
 
 import (
@@ -49,7 +55,8 @@ var (
 )
 
 // Config is a fully decoded and validated proxy.hcl with defaults applied.
-// Slices keep file order. Nothing mutates a Config after Load returns it.
+// Slices keep file order. Nothing mutates a Config after Parse or LoadFile
+// returns it.
 type Config struct {
 	Path            string
 	ShutdownTimeout time.Duration
@@ -92,27 +99,27 @@ type Listener struct {
 type Route struct {
 	Name            string
 	DeclRange       hcl.Range
-	Host            string // "" = any; exact or "*.example.com"
-	Path            string // exact path; "" = unused
-	PathPrefix      string // "" = unused
-	Methods         []string
-	Headers         map[string]string
-	Upstream        string // "" when Respond is set
+	Host            string            // "" = any; exact or "*.example.com", lower-cased
+	Path            string            // exact path; "" = unused
+	PathPrefix      string            // "" = unused
+	Methods         []string          // nil = any method
+	Headers         map[string]string // names canonical (textproto), values exact
+	Upstream        string            // "" when Respond is set
 	StripPrefix     bool
-	Timeout         time.Duration
+	Timeout         time.Duration // defaults apply even on Respond routes, unused there
 	Retries         int
-	RequestHeaders  map[string]string
-	ResponseHeaders map[string]string
-	Respond         *Respond // static answer instead of an upstream
+	RequestHeaders  map[string]string // names canonical, as in Headers
+	ResponseHeaders map[string]string // set on every answer, Respond ones included
+	Respond         *Respond          // static answer instead of an upstream
 	// UpstreamRange is where Upstream is written (DeclRange when unset).
 	UpstreamRange hcl.Range
 }
 
 // Respond is a static answer.
 type Respond struct {
-	Status  int
+	Status  int // 200-599
 	Body    string
-	Headers map[string]string
+	Headers map[string]string // names canonical
 }
 
 // Upstream is a pool of backends.
@@ -124,12 +131,12 @@ type Upstream struct {
 	ConnectTimeout time.Duration
 	Backends       []*Backend
 	HealthCheck    *HealthCheck    // nil = passive health only
-	CircuitBreaker *CircuitBreaker // never nil after Load: defaults apply
+	CircuitBreaker *CircuitBreaker // never nil after Parse: defaults apply
 }
 
 // Backend is one member of an upstream pool.
 type Backend struct {
-	Address   string
+	Address   string // as written: host:port, host an IP or a DNS name
 	Weight    int
 	DeclRange hcl.Range
 }
@@ -152,7 +159,8 @@ type CircuitBreaker struct {
 	HalfOpenRequests    int
 }
 
-// Builtin is a built-in upstream server.
+// Builtin is a built-in upstream server. The options of every handler carry
+// their defaults whatever Handler is, but only those of Handler may be set.
 type Builtin struct {
 	Name        string
 	DeclRange   hcl.Range

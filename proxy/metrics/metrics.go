@@ -5,7 +5,10 @@
 package metrics
 
 import (
+	"maps"
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -18,6 +21,12 @@ import (
 // slow upstreams and timeouts in the last.
 var durationBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
+// maxCachedSeries bounds the request-series cache. Label values come from
+// config names and status codes, so real configs stay far below it; past it
+// (say, an upstream answering every possible status code on many routes)
+// requests are still counted, only without the cache.
+const maxCachedSeries = 4096
+
 // Metrics is the registry of one runtime and the families it records.
 type Metrics struct {
 	Registry *prometheus.Registry
@@ -27,6 +36,28 @@ type Metrics struct {
 	sessions *prometheus.CounterVec
 	tcpBytes *prometheus.CounterVec
 	reloads  *prometheus.CounterVec
+
+	// series caches the children of requests and duration per label set.
+	// WithLabelValues hashes and validates every label value and takes the
+	// vector's lock on each call; a lookup here is one map read of an
+	// immutable map. Children are never deleted from the vectors, so a
+	// cached child stays the one the vector exports, across reloads too:
+	// renamed or removed routes simply stop being looked up.
+	series      atomic.Pointer[map[seriesKey]*requestSeries]
+	seriesMu    sync.Mutex // serialises copy-on-write additions to series
+	seriesLimit int        // maxCachedSeries; lowered by tests
+}
+
+// seriesKey is one label set of switchyard_requests_total.
+type seriesKey struct {
+	listener, route, upstream string
+	code                      int
+}
+
+// requestSeries holds the children one finished request updates.
+type requestSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 // New creates a registry with the Go and process collectors and every
@@ -34,7 +65,8 @@ type Metrics struct {
 func New() *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
-		Registry: reg,
+		Registry:    reg,
+		seriesLimit: maxCachedSeries,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_requests_total",
 			Help: "HTTP requests handled, by listener, route, upstream and status code.",
@@ -65,13 +97,52 @@ func New() *Metrics {
 	// Both results exist from the start so rate() works before the first failure.
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
+	m.series.Store(&map[seriesKey]*requestSeries{})
 	return m
 }
 
-// ObserveRequest records one finished HTTP request.
+// ObserveRequest records one finished HTTP request. It runs on the request
+// path: after the first request of a label set it neither locks nor
+// allocates.
 func (m *Metrics) ObserveRequest(rec *httpproxy.Record) {
-	m.requests.WithLabelValues(rec.Listener, rec.Route, rec.Upstream, statusCode(rec.Status)).Inc()
-	m.duration.WithLabelValues(rec.Listener, rec.Route, rec.Upstream).Observe(rec.Duration.Seconds())
+	s := m.requestSeries(seriesKey{listener: rec.Listener, route: rec.Route, upstream: rec.Upstream, code: rec.Status})
+	s.requests.Inc()
+	s.duration.Observe(rec.Duration.Seconds())
+}
+
+// requestSeries returns the cached children for key, creating them on first
+// use. Additions copy the map, which is cheap because label sets are few and
+// each is added once.
+func (m *Metrics) requestSeries(key seriesKey) *requestSeries {
+	cached := *m.series.Load()
+	if s, ok := cached[key]; ok {
+		return s
+	}
+	if len(cached) >= m.seriesLimit {
+		return m.newRequestSeries(key)
+	}
+	m.seriesMu.Lock()
+	defer m.seriesMu.Unlock()
+	current := *m.series.Load()
+	if s, ok := current[key]; ok {
+		return s
+	}
+	s := m.newRequestSeries(key)
+	if len(current) >= m.seriesLimit {
+		return s
+	}
+	next := make(map[seriesKey]*requestSeries, len(current)+1)
+	maps.Copy(next, current)
+	next[key] = s
+	m.series.Store(&next)
+	return s
+}
+
+func (m *Metrics) newRequestSeries(key seriesKey) *requestSeries {
+	return &requestSeries{
+		requests: m.requests.WithLabelValues(key.listener, key.route, key.upstream, statusCode(key.code)),
+		duration: m.duration.WithLabelValues(key.listener, key.route, key.upstream),
+	}
 }
 
 // ObserveSession records one finished TCP session.

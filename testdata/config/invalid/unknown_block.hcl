@@ -10,3 +10,9 @@ listener "web" {
 server "extra" {
   listen = "127.0.0.1:8081"
 }
+
+upstream "api" {
+  backend "127.0.0.1:9001" {
+    tls {}
+  }
+}

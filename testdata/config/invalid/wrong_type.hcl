@@ -10,6 +10,11 @@ listener "web" {
     path_prefix  = "/api"
     strip_prefix = "maybe"
   }
+  route "nulls" {
+    methods  = ["GET", null]
+    headers  = { "X-Canary" = null }
+    upstream = "api"
+  }
 }
 
 upstream "api" {
