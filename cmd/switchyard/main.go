@@ -56,6 +56,10 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		printDiagnostics(stderr, *path, src, diags)
 		return 1
 	}
+	// Warnings (e.g. a route that can never match) do not fail validation.
+	for _, line := range config.FormatDiagnostics(diags) {
+		fmt.Fprintln(stderr, line)
+	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	return 0
 }
