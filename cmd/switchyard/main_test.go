@@ -272,4 +272,3 @@ builtin "slow" {
 		t.Errorf("no shutdown log line:\n%s", logs.String())
 	}
 }
-

@@ -12,7 +12,7 @@ import (
 // Matcher is the request side of a route: every non-empty field must match.
 type Matcher struct {
 	// Host is an exact host name or "*.example.com" (exactly one label).
-	// Matching ignores case and any port.
+	// Matching ignores case, any port and a trailing dot.
 	Host string
 	// Path matches the whole path exactly.
 	Path string
@@ -41,18 +41,30 @@ type Route[T any] struct {
 // Table is an immutable, ordered route table: the first match wins.
 type Table[T any] struct {
 	routes []*Route[T]
-	// wildcardSuffix[i] caches ".example.com" for "*.example.com" hosts.
-	wildcardSuffix []string
+	// hosts[i] is routes[i]'s host pattern, normalised once so matching
+	// does not redo it per request.
+	hosts []hostPattern
 }
 
-// NewTable builds a table; routes keep their order.
+// hostPattern is a normalised Matcher.Host.
+type hostPattern struct {
+	exact string // "" when the route does not match on host or is a wildcard
+	// wildcardSuffix is ".example.com" for "*.example.com", "" otherwise.
+	wildcardSuffix string
+}
+
+func (p hostPattern) empty() bool { return p.exact == "" && p.wildcardSuffix == "" }
+
+// NewTable builds a table; routes keep their order. The routes are not
+// modified, and must not be modified afterwards.
 func NewTable[T any](routes []*Route[T]) *Table[T] {
-	t := &Table[T]{routes: routes, wildcardSuffix: make([]string, len(routes))}
+	t := &Table[T]{routes: routes, hosts: make([]hostPattern, len(routes))}
 	for i, r := range routes {
-		h := strings.ToLower(r.Matcher.Host)
-		r.Matcher.Host = h
-		if strings.HasPrefix(h, "*.") {
-			t.wildcardSuffix[i] = h[1:]
+		h := normalizeHost(r.Matcher.Host)
+		if suffix, ok := strings.CutPrefix(h, "*"); ok && strings.HasPrefix(suffix, ".") {
+			t.hosts[i] = hostPattern{wildcardSuffix: suffix}
+		} else {
+			t.hosts[i] = hostPattern{exact: h}
 		}
 	}
 	return t
@@ -70,8 +82,12 @@ type Request struct {
 	Header func(name string) string
 }
 
-// Match returns the first route that matches req, or nil.
+// Match returns the first route that matches req, or nil. A nil table
+// matches nothing.
 func (t *Table[T]) Match(req Request) *Route[T] {
+	if t == nil {
+		return nil
+	}
 	host := ""
 	hostDone := false
 	for i, r := range t.routes {
@@ -85,12 +101,12 @@ func (t *Table[T]) Match(req Request) *Route[T] {
 		if len(m.Methods) > 0 && !containsString(m.Methods, req.Method) {
 			continue
 		}
-		if m.Host != "" {
+		if p := t.hosts[i]; !p.empty() {
 			if !hostDone {
 				host = normalizeHost(req.Host)
 				hostDone = true
 			}
-			if !hostMatches(m.Host, t.wildcardSuffix[i], host) {
+			if !p.matches(host) {
 				continue
 			}
 		}
@@ -120,22 +136,20 @@ func headersMatch(want []Header, get func(string) string) bool {
 	return true
 }
 
-// hostMatches compares a lower-cased pattern against a normalised host. A
-// wildcard matches exactly one extra label: "*.example.com" matches
-// "a.example.com" but neither "example.com" nor "a.b.example.com".
-func hostMatches(pattern, wildcardSuffix, host string) bool {
-	if wildcardSuffix == "" {
-		return host == pattern
+// matches compares the pattern against a normalised host. A wildcard
+// matches exactly one extra label: "*.example.com" matches "a.example.com"
+// but neither "example.com" nor "a.b.example.com".
+func (p hostPattern) matches(host string) bool {
+	if p.wildcardSuffix == "" {
+		return host == p.exact
 	}
-	if !strings.HasSuffix(host, wildcardSuffix) {
-		return false
-	}
-	label := host[:len(host)-len(wildcardSuffix)]
-	return label != "" && !strings.Contains(label, ".")
+	label, ok := strings.CutSuffix(host, p.wildcardSuffix)
+	return ok && label != "" && !strings.Contains(label, ".")
 }
 
-// normalizeHost strips a port and a trailing dot and lower-cases the host.
-// Allocation-free when the host is already lower case.
+// normalizeHost strips a port, IPv6 brackets and a trailing dot and
+// lower-cases the host, so "API.example.com.:8080" and "api.example.com"
+// compare equal. Allocation-free when the host is already lower case.
 func normalizeHost(h string) string {
 	if h == "" {
 		return h
@@ -144,6 +158,9 @@ func normalizeHost(h string) string {
 		if host, _, err := net.SplitHostPort(h); err == nil {
 			h = host
 		}
+	}
+	if len(h) >= 2 && h[0] == '[' && h[len(h)-1] == ']' {
+		h = h[1 : len(h)-1]
 	}
 	h = strings.TrimSuffix(h, ".")
 	for i := 0; i < len(h); i++ {

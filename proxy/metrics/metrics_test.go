@@ -2,7 +2,7 @@ package metrics
 
 import (
 	"fmt"
-		"sync"
+	"sync"
 	"testing"
 	"time"
 
