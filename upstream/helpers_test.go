@@ -110,12 +110,13 @@ func countPicks(t testing.TB, p *Pool, n int, key func(i int) string) map[string
 
 func member(p *Pool, i int) *Backend { return p.Members()[i].Backend }
 
-// failTimes admits n attempts on b (only b available) and fails them.
+// failTimes admits n attempts on b (only b available) and fails them as
+// unreachable, which counts for both the breaker and passive health.
 func failTimes(t testing.TB, p *Pool, b *Backend, n int) {
 	t.Helper()
 	for range n {
 		a := acquireOn(t, p, b)
-		a.Done(Failure, time.Millisecond)
+		a.Done(Unreachable, time.Millisecond)
 	}
 }
 

@@ -146,6 +146,11 @@ func (a *Attempt) Done(outcome Outcome, latency time.Duration) {
 	case Failure:
 		state.failures.Add(1)
 		a.breakerDone(errAttemptFailed)
+		state.passiveSuccess() // it answered: reachable
+		state.observeLatency(latency, a.pool.now(), true)
+	case Unreachable:
+		state.failures.Add(1)
+		a.breakerDone(errAttemptFailed)
 		state.passiveFailure(a.pool.passiveThreshold)
 		state.observeLatency(latency, a.pool.now(), true)
 	default:

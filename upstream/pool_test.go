@@ -179,3 +179,30 @@ func TestPoolAccessors(t *testing.T) {
 		t.Errorf("round_robin HashOn() = %v, want HashNone", kind)
 	}
 }
+
+// TestAnswered5xxLeavesPassiveHealthToTheBreaker: 5xx answers trip the
+// breaker but do not mark the backend unhealthy (it is reachable);
+// unreachable attempts do both.
+func TestAnswered5xxLeavesPassiveHealthToTheBreaker(t *testing.T) {
+	cfg := poolConfig("answers", StrategyRoundRobin, 1)
+	cfg.Breaker = BreakerConfig{ConsecutiveFailures: 5, OpenTimeout: time.Minute}
+	p := mustPool(t, testRegistry(nil), cfg)
+	b := member(p, 0)
+	for range 4 {
+		acquireOn(t, p, b).Done(Failure, time.Millisecond)
+	}
+	if !b.Healthy() || b.BreakerState() != "closed" {
+		t.Fatalf("after 4 answered failures: healthy %v breaker %s", b.Healthy(), b.BreakerState())
+	}
+	acquireOn(t, p, b).Done(Failure, time.Millisecond)
+	if !b.Healthy() || b.BreakerState() != "open" {
+		t.Fatalf("after 5 answered failures: healthy %v breaker %s; want healthy and open", b.Healthy(), b.BreakerState())
+	}
+
+	p2 := mustPool(t, testRegistry(nil), poolConfig("unreachable", StrategyRoundRobin, 1))
+	b2 := member(p2, 0)
+	failTimes(t, p2, b2, DefaultPassiveFailures)
+	if b2.Healthy() {
+		t.Fatal("unreachable attempts did not mark the backend unhealthy")
+	}
+}

@@ -161,11 +161,16 @@ const (
 	// Success: the backend answered (HTTP status below 500) or the TCP
 	// session ended normally.
 	Success Outcome = iota
-	// Failure: connect error, timeout, or a 5xx answer.
+	// Failure: the backend answered, but with a 5xx. It counts against the
+	// breaker; passive health only tracks reachability, so a backend that
+	// answers badly is the breaker's business, not the health check's.
 	Failure
 	// Canceled: the client went away. It counts neither as success nor as
 	// failure for the breaker and passive health, and records no latency.
 	Canceled
+	// Unreachable: connect error, timeout, or a connection that broke before
+	// an answer. It counts against the breaker and toward passive health.
+	Unreachable
 )
 
 // String returns the outcome's name for logs.
@@ -177,6 +182,8 @@ func (o Outcome) String() string {
 		return "failure"
 	case Canceled:
 		return "canceled"
+	case Unreachable:
+		return "unreachable"
 	default:
 		return fmt.Sprintf("outcome(%d)", int(o))
 	}
