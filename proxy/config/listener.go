@@ -10,7 +10,7 @@ import (
 )
 
 var listenerSchema = blockSchema{
-	attributes: []string{"protocol", "listen", "max_connections", "idle_timeout", "upstream"},
+	attributes: []string{"protocol", "listen", "max_connections", "idle_timeout", "upstream", "engine"},
 	blocks:     []string{"route"},
 }
 
@@ -24,10 +24,14 @@ func (d *decoder) decodeListener(blk *hclsyntax.Block) *Listener {
 	l.MaxConnections = b.int("max_connections", DefaultMaxConnections, 1)
 	l.IdleTimeout = b.duration("idle_timeout", DefaultIdleTimeout, false)
 	l.Upstream, l.UpstreamRange = b.upstreamName()
+	l.Engine, _ = b.enum("engine", "engine", DefaultEngine, Engines)
 
 	switch l.Protocol {
 	case "tcp":
 		b.require("upstream", "the name of the upstream block every connection is forwarded to")
+		if b.present("engine") {
+			d.errorf(b.attrRange("engine"), "Engine in tcp listener", "engine is only valid in http listeners; tcp listener %q always forwards with splice", l.Name)
+		}
 		for _, route := range b.blocks {
 			d.errorf(route.DefRange(), "Route in tcp listener", "route blocks are only valid in http listeners; tcp listener %q forwards every connection to its upstream", l.Name)
 		}

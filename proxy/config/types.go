@@ -41,6 +41,7 @@ const (
 	DefaultMaxClientsPerRoom = 50
 	DefaultLogLevel          = "info"
 	DefaultLogFormat         = "text"
+	DefaultEngine            = "fast"
 )
 
 // Allowed enumerated values, in the order error messages list them.
@@ -50,6 +51,10 @@ var (
 	Handlers   = []string{"http", "echo", "chat"}
 	LogLevels  = []string{"trace", "debug", "info", "warn", "error"}
 	LogFormats = []string{"text", "json"}
+	// Engines are the HTTP forwarding engines: "fast" is switchyard's
+	// event-loop HTTP/1.1 engine (Linux; elsewhere it falls back to "std"),
+	// "std" is Go's net/http server and reverse proxy.
+	Engines = []string{"fast", "std"}
 	// HashOn lists the fixed hash_on values; "header:NAME" is also allowed.
 	HashOn = []string{"client_ip", "header:NAME", "path"}
 )
@@ -91,6 +96,7 @@ type Listener struct {
 	IdleTimeout    time.Duration
 	Routes         []*Route // http only, file order
 	Upstream       string   // tcp only
+	Engine         string   // http only: "fast" (default) or "std"
 	// UpstreamRange is where Upstream is written (DeclRange when unset).
 	UpstreamRange hcl.Range
 }
