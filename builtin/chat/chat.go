@@ -329,7 +329,6 @@ func (s *Server) serveClient(c *client) {
 	defer s.release(c.room)
 	if !s.register(c) {
 		c.closeNow(websocket.CloseGoingAway, "server shutting down")
-		c.conn.Close()
 		return
 	}
 	defer s.unregister(c)
@@ -435,8 +434,9 @@ func validateRoom(room string) error {
 	return nil
 }
 
-// validateName accepts 1 to MaxNameLength letters (any script), digits,
-// spaces, '-', '_' and '.', without leading or trailing space.
+// validateName accepts 1 to MaxNameLength letters (any script, with their
+// combining marks), digits, spaces, '-', '_' and '.', without leading or
+// trailing space.
 func validateName(name string) error {
 	if name == "" {
 		return errors.New("missing name: join with ?name=YOUR_NAME")
@@ -451,7 +451,7 @@ func validateName(name string) error {
 		return errors.New("name must not start or end with a space")
 	}
 	for _, r := range name {
-		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != ' ' && r != '-' && r != '_' && r != '.' {
+		if !unicode.IsLetter(r) && !unicode.IsMark(r) && !unicode.IsDigit(r) && r != ' ' && r != '-' && r != '_' && r != '.' {
 			return fmt.Errorf("name may contain only letters, digits, spaces, '-', '_' and '.', not %q", r)
 		}
 	}

@@ -11,10 +11,11 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// client is one WebSocket connection in a room. The handler goroutine that
-// upgraded it owns it: it reads (run), and it waits for the writer before
-// returning. The writer goroutine runs only while there is something to send
-// (events, a ping or a close frame), so an idle client costs one goroutine.
+// client is one WebSocket connection in a room. The goroutine that
+// Server.serveClient runs on owns it: it reads (run) and waits for the
+// writer before returning. The writer goroutine runs only while there is
+// something to send (events, a ping or a close frame), so an idle client
+// costs one goroutine; pings are due by a timer, not a ticker loop.
 type client struct {
 	srv  *Server
 	room *room
@@ -40,6 +41,8 @@ type client struct {
 	writing bool
 	done    bool
 	pinger  *time.Timer
+	// writers counts writer goroutines. Add happens under mu while done is
+	// false, so every Add happens before the owner's Wait.
 	writers sync.WaitGroup
 }
 
@@ -55,16 +58,19 @@ func newClient(srv *Server, rm *room, name string, conn *websocket.Conn) *client
 }
 
 // run serves the connection until it ends: it joins the room, reads frames
-// until the peer leaves or breaks a rule, then leaves the room and waits for
-// the writer.
+// until the peer leaves or breaks a rule, then leaves the room, finishes the
+// close handshake and waits for the writer.
 func (c *client) run() {
+	c.srv.log.Debug("client joined", "room", c.room.name, "name", c.name, "remote", c.conn.RemoteAddr())
+	defer c.srv.log.Debug("client left", "room", c.room.name, "name", c.name, "remote", c.conn.RemoteAddr())
 	c.room.join(c)
 	c.mu.Lock()
 	c.pinger = time.AfterFunc(c.srv.timing.pingPeriod, c.pingTick)
 	c.mu.Unlock()
 
-	c.readLoop()
+	mustLinger := c.readLoop()
 
+	// Leave first: the room need not wait for the close handshake.
 	c.room.leave(c)
 	c.mu.Lock()
 	c.done = true
@@ -72,6 +78,9 @@ func (c *client) run() {
 	c.queue = nil
 	c.pinger.Stop()
 	c.mu.Unlock()
+	if mustLinger {
+		c.linger()
+	}
 	// Closing fails a write still blocked on a peer that stopped reading, so
 	// the writer returns at once.
 	c.conn.Close()
@@ -79,24 +88,27 @@ func (c *client) run() {
 }
 
 // readLoop relays the peer's text frames to the room until the connection
-// ends, and makes sure a peer that broke a rule reads our close code.
-func (c *client) readLoop() {
+// ends. It reports whether we closed it for breaking a rule, in which case
+// the peer may still be sending and the caller must linger before closing.
+func (c *client) readLoop() (mustLinger bool) {
 	for {
 		kind, data, err := c.conn.ReadMessage()
 		if err != nil {
 			var closeErr *websocket.CloseError
 			switch {
 			case errors.As(err, &closeErr):
-				// The peer closed; gorilla has answered with a close frame.
+				// The peer closed, or answered our close; gorilla has sent
+				// the reply if one was due.
+				return false
 			case errors.Is(err, websocket.ErrReadLimit):
 				// gorilla has sent close 1009 already.
 				c.markClosing()
 				c.srv.log.Debug("message too big; closed", "room", c.room.name, "name", c.name)
-				c.linger()
+				return true
 			default:
 				c.srv.log.Debug("connection ended", "room", c.room.name, "name", c.name, "error", err)
+				return false
 			}
-			return
 		}
 		if c.isClosing() {
 			// We sent a close frame; the peer's remaining frames are moot.
@@ -104,25 +116,29 @@ func (c *client) readLoop() {
 		}
 		switch {
 		case kind != websocket.TextMessage:
-			c.closeNow(websocket.CloseUnsupportedData, "binary frames are not supported")
-			return
+			return c.sendClose(websocket.CloseUnsupportedData, "binary frames are not supported")
 		case !utf8.Valid(data):
-			c.closeNow(websocket.CloseInvalidFramePayloadData, "text frame is not valid UTF-8")
-			return
+			return c.sendClose(websocket.CloseInvalidFramePayloadData, "text frame is not valid UTF-8")
 		}
 		c.room.say(c, string(data))
 	}
 }
 
-// closeNow sends a close frame from the reading side and lingers until the
-// peer has read it. The writer stops sending events first.
-func (c *client) closeNow(code int, text string) {
+// sendClose sends a close frame from the reading side, after stopping the
+// writer from sending more events. It reports whether the frame went out.
+func (c *client) sendClose(code int, text string) bool {
 	c.markClosing()
 	deadline := time.Now().Add(c.srv.timing.writeWait)
-	if err := c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), deadline); err != nil {
-		return
+	return c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), deadline) == nil
+}
+
+// closeNow closes a connection that never joined: close frame, linger,
+// close.
+func (c *client) closeNow(code int, text string) {
+	if c.sendClose(code, text) {
+		c.linger()
 	}
-	c.linger()
+	c.conn.Close()
 }
 
 // linger half-closes our side and discards what the peer still sends until
