@@ -18,11 +18,15 @@ import (
 type LimitListener struct {
 	net.Listener
 
-	mu     sync.Mutex // guards limit, active, closed; cond waits on it
-	cond   *sync.Cond
-	limit  int
-	active int
-	closed bool
+	mu    sync.Mutex // guards limit, active, accepting, closed; cond waits on it
+	cond  *sync.Cond
+	limit int
+	// active counts accepted connections not yet closed. accepting counts
+	// Accept calls that hold a slot while they wait in the kernel: they take
+	// part in the limit but are not connections, so Active leaves them out.
+	active    int
+	accepting int
+	closed    bool
 
 	total atomic.Uint64
 }
@@ -56,19 +60,25 @@ func (l *LimitListener) Total() uint64 { return l.total.Load() }
 // Accept waits for a free slot, then accepts.
 func (l *LimitListener) Accept() (net.Conn, error) {
 	l.mu.Lock()
-	for !l.closed && l.limit > 0 && l.active >= l.limit {
+	for !l.closed && l.limit > 0 && l.active+l.accepting >= l.limit {
 		l.cond.Wait()
 	}
 	if l.closed {
 		l.mu.Unlock()
 		return nil, net.ErrClosed
 	}
-	l.active++
+	l.accepting++
 	l.mu.Unlock()
 
 	c, err := l.Listener.Accept()
+	l.mu.Lock()
+	l.accepting--
+	if err == nil {
+		l.active++
+	}
+	l.mu.Unlock()
 	if err != nil {
-		l.release()
+		l.cond.Signal()
 		return nil, err
 	}
 	l.total.Add(1)

@@ -8,6 +8,7 @@ package tcpproxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -56,9 +57,13 @@ type Server struct {
 	ctx    context.Context // canceled by Shutdown's hard stop
 	cancel context.CancelFunc
 
-	mu       sync.Mutex // guards sessions
-	sessions map[*session]struct{}
-	wg       sync.WaitGroup // one per session goroutine
+	// mu guards sessions and shuttingDown. A session is registered (and
+	// wg.Add called) under mu only while shuttingDown is false, so every Add
+	// happens before Shutdown's Wait and no session escapes the force-close.
+	mu           sync.Mutex
+	sessions     map[*session]struct{}
+	shuttingDown bool
+	wg           sync.WaitGroup // one per session goroutine
 
 	bytesIn, bytesOut atomic.Uint64
 }
@@ -127,12 +132,25 @@ func (s *Server) Serve() error {
 		}
 		backoff = 0
 		sess := &session{client: conn}
-		s.mu.Lock()
-		s.sessions[sess] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
+		if !s.track(sess) {
+			// Accepted just as Shutdown began: it will not wait for us.
+			_ = conn.Close()
+			return nil
+		}
 		go s.serveSession(sess, s.opts.Load())
 	}
+}
+
+// track registers a session unless Shutdown has begun.
+func (s *Server) track(sess *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shuttingDown {
+		return false
+	}
+	s.sessions[sess] = struct{}{}
+	s.wg.Add(1)
+	return true
 }
 
 func isTemporary(err error) bool {
@@ -141,27 +159,34 @@ func isTemporary(err error) bool {
 }
 
 // Shutdown stops accepting and lets open sessions finish until ctx is done,
-// then closes them.
+// then closes them (cancelling dials in progress) and waits for their
+// goroutines. It returns ctx's error, wrapped, when sessions had to be cut.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shuttingDown = true
+	s.mu.Unlock()
 	err := s.ln.Close()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil // a second Shutdown
+	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-ctx.Done():
 		s.cancel()
-		s.mu.Lock()
-		for sess := range s.sessions {
-			sess.closeBoth()
-		}
-		s.mu.Unlock()
-		<-done
+		return err
+	case <-ctx.Done():
 	}
 	s.cancel()
-	if errors.Is(err, net.ErrClosed) {
-		err = nil
+	s.mu.Lock()
+	cut := len(s.sessions)
+	for sess := range s.sessions {
+		sess.closeBoth()
 	}
-	return err
+	s.mu.Unlock()
+	<-done
+	s.log.Info("shutdown deadline reached; closed open sessions", "sessions", cut)
+	return errors.Join(err, fmt.Errorf("tcp listener %q: shutdown: %w", s.Options().Listener, ctx.Err()))
 }
 
 type session struct {
@@ -210,7 +235,7 @@ func (s *Server) serveSession(sess *session, opts *Options) {
 		if opts.AccessLog {
 			s.log.Info("access", "listener", rec.Listener, "client", rec.Client, "upstream", rec.Upstream,
 				"backend", rec.Backend, "bytes_in", rec.BytesIn, "bytes_out", rec.BytesOut,
-				"duration", rec.Duration.String(), "connected", rec.Connected)
+				"duration", rec.Duration.String(), "connected", rec.Connected, "connect_errors", rec.ConnectErrors)
 		}
 	}()
 
@@ -218,7 +243,7 @@ func (s *Server) serveSession(sess *session, opts *Options) {
 	if tcp, ok := sess.client.RemoteAddr().(*net.TCPAddr); ok {
 		clientIP = tcp.IP.String()
 	}
-	att, backendConn := s.connect(opts, clientIP, &rec)
+	att, backendConn, dialTime := s.connect(opts, clientIP, &rec)
 	if backendConn == nil {
 		return // no backend: closing the client is the answer (SPEC §2)
 	}
@@ -230,23 +255,28 @@ func (s *Server) serveSession(sess *session, opts *Options) {
 	rec.Connected = true
 	rec.Backend = att.Backend().Address()
 
-	connectedAt := time.Now()
-	in, out, failed := s.pipe(sess.client, backendConn, opts.IdleTimeout)
+	in, out, end := s.pipe(sess.client, backendConn, opts.IdleTimeout)
 	rec.BytesIn, rec.BytesOut = in, out
 	s.bytesIn.Add(uint64(in))
 	s.bytesOut.Add(uint64(out))
 	outcome := upstream.Success
-	if failed {
-		// A reset mid-session says little about the backend's health; do
-		// not feed it to the breaker.
+	if end == endError {
+		// A reset mid-session (or our own shutdown) says little about the
+		// backend's health; do not feed it to the breaker.
 		outcome = upstream.Canceled
 	}
-	att.Done(outcome, time.Since(connectedAt))
+	// The latency a TCP backend is judged by is how fast it accepts: a
+	// session's length is the client's business, and feeding it to the
+	// peak-EWMA would make least_latency shun backends with long sessions.
+	att.Done(outcome, dialTime)
 }
 
 // connect dials backends in strategy order until one answers, counting every
-// refused dial against that backend's breaker and passive health.
-func (s *Server) connect(opts *Options, clientIP string, rec *Record) (*upstream.Attempt, net.Conn) {
+// failed dial against that backend's breaker and passive health. Each backend
+// is tried at most once, so it gives up after at most the pool's size. It
+// returns the attempt, the connection and how long the successful dial took,
+// or a nil connection when no backend could be reached.
+func (s *Server) connect(opts *Options, clientIP string, rec *Record) (*upstream.Attempt, net.Conn, time.Duration) {
 	pool := opts.Pool
 	var tried []*upstream.Backend
 	dialer := net.Dialer{Timeout: pool.ConnectTimeout()}
@@ -255,35 +285,53 @@ func (s *Server) connect(opts *Options, clientIP string, rec *Record) (*upstream
 		if err != nil {
 			if len(tried) == 0 {
 				s.log.Warn("no available backend; closing client", "listener", opts.Listener, "upstream", pool.Name())
+			} else {
+				s.log.Warn("every backend tried failed to connect; closing client", "listener", opts.Listener,
+					"upstream", pool.Name(), "tried", len(tried))
 			}
-			return nil, nil
+			return nil, nil, 0
 		}
 		b := att.Backend()
 		tried = append(tried, b)
 		start := time.Now()
 		conn, err := dialer.DialContext(s.ctx, "tcp", b.Address())
+		took := time.Since(start)
 		if err != nil {
-			rec.ConnectErrors++
 			if s.ctx.Err() != nil {
-				att.Done(upstream.Canceled, time.Since(start))
-				return nil, nil
+				// Our own shutdown, not the backend's fault.
+				att.Done(upstream.Canceled, 0)
+				return nil, nil, 0
 			}
-			att.Done(upstream.Failure, time.Since(start))
+			rec.ConnectErrors++
+			att.Done(upstream.Unreachable, took)
 			s.log.Debug("backend connect failed", "upstream", pool.Name(), "backend", b.Address(), "error", err)
 			continue
 		}
-		return att, conn
+		return att, conn, took
 	}
 }
+
+// pipeEnd says how a session's copying ended.
+type pipeEnd int
+
+const (
+	endClean pipeEnd = iota // both directions reached EOF
+	endIdle                 // the idle timeout closed both sides
+	endError                // a read or write failed, or a side was closed under us
+)
 
 // pipe copies both directions until both are done. A clean EOF on one side is
 // passed on as a half-close so the other direction keeps flowing; an error on
 // either side closes both.
-func (s *Server) pipe(client, backend net.Conn, idle time.Duration) (in, out int64, failed bool) {
+func (s *Server) pipe(client, backend net.Conn, idle time.Duration) (in, out int64, end pipeEnd) {
 	var activity *idleWatch
 	if idle > 0 {
 		activity = newIdleWatch(idle, []net.Conn{unwrapTCP(client), unwrapTCP(backend)}, func() { _ = client.Close(); _ = backend.Close() })
-		defer activity.stop()
+		defer func() {
+			if activity.stop() {
+				end = endIdle
+			}
+		}()
 	}
 	var wg sync.WaitGroup
 	var inErr error
@@ -303,7 +351,10 @@ func (s *Server) pipe(client, backend net.Conn, idle time.Duration) (in, out int
 		_ = backend.Close()
 	}
 	wg.Wait()
-	return in, out, inErr != nil || outErr != nil
+	if inErr != nil || outErr != nil {
+		return in, out, endError
+	}
+	return in, out, endClean
 }
 
 // copyHalf copies src → dst, then half-closes dst. It is a plain io.Copy
