@@ -12,6 +12,7 @@ type Status struct {
 	Version       string           `json:"version"`
 	UptimeSeconds float64          `json:"uptime_seconds"`
 	Config        ConfigStatus     `json:"config"`
+	Admin         *AdminStatus     `json:"admin,omitempty"` // nil when the config has no admin block
 	Listeners     []ListenerStatus `json:"listeners"`
 	Upstreams     []UpstreamStatus `json:"upstreams"`
 	Builtins      []BuiltinStatus  `json:"builtins"`
@@ -31,10 +32,16 @@ type ConfigStatus struct {
 type LastReloadStatus struct {
 	At          string   `json:"at"`
 	OK          bool     `json:"ok"`
-	Error       string   `json:"error,omitempty"`
+	Error       string   `json:"error"` // "" when ok; always present so clients need not test for it
 	Trigger     string   `json:"trigger"`
 	Generation  uint64   `json:"generation"`
 	Diagnostics []string `json:"diagnostics,omitempty"`
+}
+
+// AdminStatus is the admin endpoint itself.
+type AdminStatus struct {
+	Listen  string `json:"listen"`
+	Address string `json:"address"` // bound address (differs for port 0)
 }
 
 // ListenerStatus is one listener.
@@ -124,6 +131,12 @@ func (r *Runtime) Status() *Status {
 	st.Config.Hash = snap.Hash
 
 	endpoints := r.endpointsByName()
+	if a := snap.Config.Admin; a != nil {
+		st.Admin = &AdminStatus{Listen: a.Listen}
+		if e := endpoints[string(kindAdmin)+"|admin"]; e != nil {
+			st.Admin.Address = e.addr()
+		}
+	}
 	for _, l := range snap.Config.Listeners {
 		ls := ListenerStatus{Name: l.Name, Protocol: l.Protocol, Listen: l.Listen, Upstream: l.Upstream}
 		if e := endpoints[string(kindOf(l.Protocol))+"|"+l.Name]; e != nil {

@@ -86,15 +86,12 @@ type Handler struct {
 	log      hclog.Logger
 	observer Observer
 	proxy    *httputil.ReverseProxy
-
-	hijackedMu sync.Mutex // guards hijacked
-	hijacked   map[*hijackedConn]struct{}
-	hijackedWG sync.WaitGroup
+	tunnels  tunnelSet
 }
 
 // NewHandler builds a handler; observer may be nil.
 func NewHandler(opts *Options, log hclog.Logger, observer Observer) *Handler {
-	h := &Handler{log: log, observer: observer, hijacked: make(map[*hijackedConn]struct{})}
+	h := &Handler{log: log, observer: observer}
 	h.opts.Store(opts)
 	h.proxy = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
@@ -122,8 +119,6 @@ type exchange struct {
 	requestID string
 	hashKey   string
 	backend   atomic.Pointer[string] // last backend tried
-	status    int                    // status chosen by the error handler
-	upgraded  atomic.Bool
 }
 
 // ServeHTTP routes and forwards one request.
@@ -140,7 +135,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	rec := Record{Listener: opts.Listener, Method: r.Method, Host: r.Host, Path: r.URL.Path, RequestID: requestID}
 	var ex *exchange
+	// Deferred so that the record is also written when the reverse proxy
+	// aborts a response mid-body with panic(http.ErrAbortHandler).
 	defer func() {
+		if rw.tunnel {
+			h.tunnels.end(rw)
+		}
 		rec.Status = rw.status
 		rec.Bytes = rw.bytes
 		rec.Duration = time.Since(start)
@@ -148,11 +148,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if b := ex.backend.Load(); b != nil {
 				rec.Backend = *b
 			}
-			if ex.upgraded.Load() {
-				rec.Upgraded = true
-				if rec.Status == 0 {
-					rec.Status = http.StatusSwitchingProtocols
-				}
+		}
+		if rw.hijacked {
+			rec.Upgraded = true
+			if rec.Status == 0 {
+				rec.Status = http.StatusSwitchingProtocols
 			}
 		}
 		h.finish(opts, &rec)
@@ -184,8 +184,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if hdr.Get("Content-Type") == "" {
 			hdr.Set("Content-Type", "text/plain; charset=utf-8")
 		}
+		status := target.Respond.Status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		if !bodyAllowed(status) {
+			hdr.Del("Content-Type")
+			rw.WriteHeader(status)
+			return
+		}
 		hdr.Set("Content-Length", strconv.Itoa(len(target.Respond.Body)))
-		rw.WriteHeader(target.Respond.Status)
+		rw.WriteHeader(status)
 		if r.Method != http.MethodHead {
 			_, _ = rw.Write(target.Respond.Body)
 		}
@@ -234,9 +243,16 @@ func rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = t.Pool.Name() // placeholder until a backend is chosen
 	if t.StripPrefix != "" {
-		pr.Out.URL.Path = stripPrefix(pr.Out.URL.Path, t.StripPrefix)
-		if pr.Out.URL.RawPath != "" {
-			pr.Out.URL.RawPath = stripPrefix(pr.Out.URL.RawPath, t.StripPrefix)
+		u := pr.Out.URL
+		u.Path = stripPrefix(u.Path, t.StripPrefix)
+		if u.RawPath != "" {
+			if strings.HasPrefix(u.RawPath, t.StripPrefix) {
+				u.RawPath = stripPrefix(u.RawPath, t.StripPrefix)
+			} else {
+				// The prefix is escaped differently in the raw form: let
+				// the URL re-encode the stripped path.
+				u.RawPath = ""
+			}
 		}
 	}
 	pr.SetXForwarded()
@@ -246,6 +262,12 @@ func rewrite(pr *httputil.ProxyRequest) {
 	for _, kv := range t.RequestHeaders {
 		pr.Out.Header.Set(kv.Name, kv.Value)
 	}
+}
+
+// bodyAllowed reports whether a response with this status may carry a body
+// (RFC 9110 §6.4.1).
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
 }
 
 func stripPrefix(path, prefix string) string {

@@ -90,22 +90,22 @@ func (s *Server) TotalConnections() uint64 { return s.ln.Total() }
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Shutdown stops accepting, lets in-flight requests and upgraded
-// connections finish until ctx is done, then closes whatever is left.
+// connections finish until ctx is done, then closes whatever is left. It
+// returns ctx's error when the budget ran out.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
-	drained := make(chan struct{})
-	go func() {
-		s.handler.hijackedWG.Wait()
-		close(drained)
-	}()
-	select {
-	case <-drained:
-	case <-ctx.Done():
-		s.handler.closeHijacked()
-		<-drained
-	}
 	if err != nil {
 		_ = s.srv.Close()
+	}
+	if werr := s.handler.tunnels.wait(ctx); werr != nil {
+		s.handler.tunnels.closeAll()
+		// Closing the client side ends every tunnel handler promptly (see
+		// closeAll), so this wait is short; it keeps any of them from
+		// outliving Shutdown.
+		_ = s.handler.tunnels.wait(context.Background())
+		if err == nil {
+			err = werr
+		}
 	}
 	return err
 }

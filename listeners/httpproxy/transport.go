@@ -6,7 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
+	"net/http/httptrace"
 	"sync/atomic"
 	"time"
 
@@ -70,10 +70,20 @@ func idempotent(method string) bool {
 	return false
 }
 
+func retryableStatus(code int) bool {
+	return code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
+}
+
 // retryingTransport picks a backend per attempt and retries on another one
 // exactly where SPEC §3 allows it.
 type retryingTransport struct{}
 
+// RoundTrip runs up to 1+Retries attempts. A request goes to another backend
+// when nothing of it was sent (no connection was obtained: connect error or
+// a timeout while connecting), whatever the method; and, for an idempotent
+// request without a body, also after a timeout, a broken exchange or a
+// 502/503/504 answer. A request body is streamed, not kept, so a request
+// with a body is never sent twice once a connection carried it.
 func (retryingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ex := req.Context().Value(ctxKey{}).(*exchange)
 	t := ex.target
@@ -85,45 +95,59 @@ func (retryingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Body = body
 		req.GetBody = nil
 	}
-	hasBody := body != nil
-	upgrade := req.Header.Get("Upgrade") != ""
+	repeatable := idempotent(req.Method) && body == nil && req.Header.Get("Upgrade") == ""
 
 	var triedBuf [4]*upstream.Backend
 	tried := triedBuf[:0]
 	var lastErr error
+	// held is a retryable 5xx answer kept until the next backend is
+	// admitted: when no other backend is left it is passed on as it is
+	// rather than turned into a 503 of our own.
+	var held *http.Response
 	for try := 0; ; try++ {
 		att, err := t.Pool.Acquire(ex.hashKey, tried)
 		if err != nil {
-			if lastErr != nil {
+			switch {
+			case held != nil:
+				return held, nil
+			case lastErr != nil:
 				return nil, lastErr
 			}
 			return nil, &proxyError{status: http.StatusServiceUnavailable, msg: "no available backend in upstream " + t.Pool.Name(), err: err}
+		}
+		if held != nil {
+			discard(held)
+			held = nil
 		}
 		backend := att.Backend()
 		tried = append(tried, backend)
 		addr := backend.Address()
 		ex.backend.Store(&addr)
-		req.URL.Host = addr
 
-		ctx, cancel := context.WithCancel(clientCtx)
-		var timedOut atomic.Bool
-		timer := time.AfterFunc(t.Timeout, func() { timedOut.Store(true); cancel() })
-		start := time.Now()
-		resp, err := t.Transport.RoundTrip(req.WithContext(ctx))
-		latency := time.Since(start)
+		a := startAttempt(clientCtx, att, t.Timeout)
+		out := req.WithContext(a.ctx)
+		u := *req.URL // a failed attempt's transport may still read its request
+		u.Host = addr
+		out.URL = &u
+		resp, err := t.Transport.RoundTrip(out)
+		a.latency = time.Since(a.start)
 
 		if err != nil {
-			timer.Stop()
-			cancel()
+			a.stop()
 			if clientCtx.Err() != nil {
-				att.Done(upstream.Canceled, latency)
+				att.Done(upstream.Canceled, a.latency)
 				return nil, err
 			}
-			att.Done(upstream.Failure, latency)
+			if body != nil && body.failed() {
+				// The client's upload broke; not the backend's fault.
+				att.Done(upstream.Canceled, a.latency)
+				return nil, &proxyError{status: http.StatusBadRequest, msg: "cannot read the request body", err: err}
+			}
+			att.Done(upstream.Failure, a.latency)
 			var dialErr *DialError
 			var perr *proxyError
 			switch {
-			case timedOut.Load():
+			case a.timedOut.Load():
 				perr = &proxyError{status: http.StatusGatewayTimeout, msg: "upstream timeout", err: err}
 			case errors.As(err, &dialErr):
 				perr = &proxyError{status: http.StatusBadGateway, msg: "bad gateway: cannot connect to a backend", err: err}
@@ -131,16 +155,8 @@ func (retryingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				perr = &proxyError{status: http.StatusBadGateway, msg: "bad gateway: upstream protocol error", err: err}
 			}
 			lastErr = perr
-			if try >= t.Retries {
-				return nil, perr
-			}
-			switch {
-			case dialErr != nil && (body == nil || !body.wasRead()):
-				// Nothing reached the backend: safe for every method.
-				continue
-			case idempotent(req.Method) && !hasBody && !upgrade:
-				// Timeouts and broken exchanges of a bodiless idempotent
-				// request can be repeated without side effects.
+			nothingSent := !a.gotConn.Load() && (body == nil || !body.wasRead())
+			if try < t.Retries && (nothingSent || repeatable) {
 				continue
 			}
 			return nil, perr
@@ -149,39 +165,83 @@ func (retryingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if resp.StatusCode == http.StatusSwitchingProtocols {
 			// The exchange becomes a tunnel; the route timeout only bounded
 			// the handshake.
-			timer.Stop()
-			ex.upgraded.Store(true)
+			a.stopTimer()
 		}
 		outcome := upstream.Success
 		if resp.StatusCode >= 500 {
 			outcome = upstream.Failure
 		}
-		if try < t.Retries && idempotent(req.Method) && !hasBody && !upgrade && retryableStatus(resp.StatusCode) {
+		resp.Body = newAttemptBody(resp.Body, a, outcome, clientCtx)
+		if try < t.Retries && repeatable && retryableStatus(resp.StatusCode) {
 			// Nothing has been written to the client yet: try elsewhere.
-			_, _ = io.CopyN(io.Discard, resp.Body, 4096)
-			resp.Body.Close()
-			timer.Stop()
-			cancel()
-			att.Done(upstream.Failure, latency)
+			held = resp
 			lastErr = nil
 			continue
 		}
-		resp.Body = newAttemptBody(resp.Body, att, outcome, latency, timer, cancel, clientCtx)
 		return resp, nil
 	}
 }
 
-func retryableStatus(code int) bool {
-	return code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
+// discard drops a response that will not be passed on, reading a little of
+// its body first so a short error page does not cost the connection.
+func discard(resp *http.Response) {
+	_, _ = io.CopyN(io.Discard, resp.Body, 4096)
+	_ = resp.Body.Close()
+}
+
+// attempt is one try on one backend: its admission, the per-try context
+// and the route timeout.
+type attempt struct {
+	att      *upstream.Attempt
+	ctx      context.Context
+	cancel   context.CancelFunc
+	timer    *time.Timer // nil without a route timeout
+	timedOut atomic.Bool
+	// gotConn is set once the transport has a connection for the request;
+	// until then nothing of it can have reached the backend.
+	gotConn atomic.Bool
+	start   time.Time
+	latency time.Duration // time to the response header
+}
+
+// startAttempt derives the per-try context from the client's; timeout <= 0
+// means no route timeout.
+func startAttempt(clientCtx context.Context, att *upstream.Attempt, timeout time.Duration) *attempt {
+	a := &attempt{att: att, start: time.Now()}
+	ctx, cancel := context.WithCancel(clientCtx)
+	a.ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { a.gotConn.Store(true) },
+	})
+	a.cancel = cancel
+	if timeout > 0 {
+		a.timer = time.AfterFunc(timeout, func() {
+			a.timedOut.Store(true)
+			cancel()
+		})
+	}
+	return a
+}
+
+func (a *attempt) stopTimer() {
+	if a.timer != nil {
+		a.timer.Stop()
+	}
+}
+
+// stop ends the attempt's timer and context.
+func (a *attempt) stop() {
+	a.stopTimer()
+	a.cancel()
 }
 
 // trackedBody remembers whether the transport read any byte of the client's
-// body, which is what decides whether a request may be sent again. Close is
-// a no-op: the server closes the real body after the handler returns, and a
-// failed attempt must not close it under a retry.
+// body and whether reading it failed. Close is a no-op: the server closes
+// the real body after the handler returns, and a failed attempt must not
+// close it under a retry.
 type trackedBody struct {
-	rc   io.ReadCloser
-	read atomic.Bool
+	rc      io.ReadCloser
+	read    atomic.Bool
+	readErr atomic.Bool
 }
 
 func (b *trackedBody) Read(p []byte) (int, error) {
@@ -189,30 +249,35 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 	if n > 0 {
 		b.read.Store(true)
 	}
+	if err != nil && err != io.EOF {
+		b.readErr.Store(true)
+	}
 	return n, err
 }
 
 func (b *trackedBody) Close() error  { return nil }
 func (b *trackedBody) wasRead() bool { return b.read.Load() }
+func (b *trackedBody) failed() bool  { return b.readErr.Load() }
 
-// attemptBody ends the upstream attempt when the response body is finished,
-// so the backend's active count and latency cover the whole exchange.
+// attemptBody ends the upstream attempt when the response body is closed,
+// so the backend's active count covers the whole exchange (for an upgrade,
+// the whole tunnel).
 type attemptBody struct {
 	io.ReadCloser
-	once      sync.Once
-	att       *upstream.Attempt
+	closed    atomic.Bool
+	attempt   *attempt
 	outcome   upstream.Outcome
-	latency   time.Duration
-	timer     *time.Timer
-	cancel    context.CancelFunc
+	tunnel    bool // an upgraded connection: however it ends, it ended normally
 	clientCtx context.Context
 	sawEOF    atomic.Bool
+	readErr   atomic.Bool
 }
 
-func newAttemptBody(rc io.ReadCloser, att *upstream.Attempt, outcome upstream.Outcome, latency time.Duration, timer *time.Timer, cancel context.CancelFunc, clientCtx context.Context) io.ReadCloser {
-	b := &attemptBody{ReadCloser: rc, att: att, outcome: outcome, latency: latency, timer: timer, cancel: cancel, clientCtx: clientCtx}
+func newAttemptBody(rc io.ReadCloser, a *attempt, outcome upstream.Outcome, clientCtx context.Context) io.ReadCloser {
+	b := &attemptBody{ReadCloser: rc, attempt: a, outcome: outcome, clientCtx: clientCtx}
 	if rwc, ok := rc.(io.ReadWriteCloser); ok {
 		// Upgraded connections must stay writable for the tunnel.
+		b.tunnel = true
 		return &attemptRWBody{attemptBody: b, w: rwc}
 	}
 	return b
@@ -220,24 +285,35 @@ func newAttemptBody(rc io.ReadCloser, att *upstream.Attempt, outcome upstream.Ou
 
 func (b *attemptBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		b.sawEOF.Store(true)
+	case err != nil:
+		b.readErr.Store(true)
 	}
 	return n, err
 }
 
+// Close closes the body and reports the attempt's outcome once. The outcome
+// is settled before the body is closed, so a read that fails because of
+// this very Close does not count against the backend.
 func (b *attemptBody) Close() error {
+	if !b.closed.CompareAndSwap(false, true) {
+		return b.ReadCloser.Close()
+	}
+	outcome := b.outcome
+	switch {
+	case b.tunnel || b.sawEOF.Load() || outcome != upstream.Success:
+	case b.clientCtx.Err() != nil:
+		// The client left mid-body: not the backend's fault.
+		outcome = upstream.Canceled
+	case b.readErr.Load():
+		// The backend broke off its answer, or the route timeout cut it.
+		outcome = upstream.Failure
+	}
 	err := b.ReadCloser.Close()
-	b.once.Do(func() {
-		b.timer.Stop()
-		outcome := b.outcome
-		if !b.sawEOF.Load() && outcome == upstream.Success && b.clientCtx.Err() != nil {
-			// The client left mid-body: not the backend's fault.
-			outcome = upstream.Canceled
-		}
-		b.att.Done(outcome, b.latency)
-		b.cancel()
-	})
+	b.attempt.stop()
+	b.attempt.att.Done(outcome, b.attempt.latency)
 	return err
 }
 

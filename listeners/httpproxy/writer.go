@@ -2,18 +2,25 @@ package httpproxy
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"net"
 	"net/http"
 	"sync"
 )
 
 // recordingWriter captures status and body size for metrics and access logs,
-// and registers hijacked connections so a draining listener can close them.
+// and registers a hijacked connection so a draining listener can wait for
+// it and close it.
 type recordingWriter struct {
 	http.ResponseWriter
 	handler *Handler
 	status  int
 	bytes   int64
+	// tunnel is set once the exchange is registered with handler.tunnels;
+	// the handler unregisters it when it returns.
+	tunnel   bool
+	hijacked bool
 }
 
 func (w *recordingWriter) WriteHeader(code int) {
@@ -43,56 +50,117 @@ func (w *recordingWriter) Flush() {
 }
 
 // Hijack hands the connection over for an upgrade and keeps track of it.
+// The exchange is registered before the hijack: from the hijack on,
+// http.Server.Shutdown no longer sees the connection, so without that a
+// drain could finish in between and miss it.
 func (w *recordingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	tunnels := &w.handler.tunnels
+	if err := tunnels.begin(w); err != nil {
+		return nil, nil, err
+	}
+	w.tunnel = true
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
-	return w.handler.trackHijacked(conn), brw, nil
+	w.hijacked = true
+	tunnels.established(w, conn)
+	return conn, brw, nil
 }
 
-func (h *Handler) trackHijacked(c net.Conn) net.Conn {
-	hc := &hijackedConn{Conn: c, h: h}
-	h.hijackedMu.Lock()
-	h.hijacked[hc] = struct{}{}
-	h.hijackedMu.Unlock()
-	h.hijackedWG.Add(1)
-	return hc
+// errShuttingDown refuses upgrades once a drain has given up on tunnels.
+var errShuttingDown = errors.New("listener is shutting down")
+
+// tunnelSet tracks upgraded exchanges from just before the hijack until the
+// handler returns. http.Server.Shutdown does not wait for hijacked
+// connections, so Server.Shutdown waits here, and closes what is left when
+// the drain budget runs out.
+type tunnelSet struct {
+	mu      sync.Mutex                    // guards the fields below
+	open    map[*recordingWriter]net.Conn // conn is nil until the hijack is done
+	closing bool                          // closeAll ran: refuse and close newcomers
+	emptied chan struct{}                 // closed when open empties; nil while nobody waits
 }
 
-type hijackedConn struct {
-	net.Conn
-	h    *Handler
-	once sync.Once
-}
-
-func (c *hijackedConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(func() {
-		c.h.hijackedMu.Lock()
-		delete(c.h.hijacked, c)
-		c.h.hijackedMu.Unlock()
-		c.h.hijackedWG.Done()
-	})
-	return err
-}
-
-// closeHijacked closes every upgraded connection still open.
-func (h *Handler) closeHijacked() {
-	h.hijackedMu.Lock()
-	conns := make([]*hijackedConn, 0, len(h.hijacked))
-	for c := range h.hijacked {
-		conns = append(conns, c)
+func (s *tunnelSet) begin(w *recordingWriter) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return errShuttingDown
 	}
-	h.hijackedMu.Unlock()
+	if s.open == nil {
+		s.open = make(map[*recordingWriter]net.Conn)
+	}
+	s.open[w] = nil
+	return nil
+}
+
+func (s *tunnelSet) established(w *recordingWriter, conn net.Conn) {
+	s.mu.Lock()
+	closing := s.closing
+	if !closing {
+		s.open[w] = conn
+	}
+	s.mu.Unlock()
+	if closing {
+		_ = conn.Close()
+	}
+}
+
+// end unregisters an exchange once its handler has returned.
+func (s *tunnelSet) end(w *recordingWriter) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.open, w)
+	if len(s.open) == 0 && s.emptied != nil {
+		close(s.emptied)
+		s.emptied = nil
+	}
+}
+
+// wait returns nil once no tunnel is open, or ctx's error.
+func (s *tunnelSet) wait(ctx context.Context) error {
+	s.mu.Lock()
+	if len(s.open) == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	if s.emptied == nil {
+		s.emptied = make(chan struct{})
+	}
+	emptied := s.emptied
+	s.mu.Unlock()
+	select {
+	case <-emptied:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// closeAll closes every tunnel's client connection and refuses new ones.
+// Each handler then ends promptly: its client-side copy fails, and the
+// reverse proxy closes the backend side when it returns.
+func (s *tunnelSet) closeAll() {
+	s.mu.Lock()
+	s.closing = true
+	conns := make([]net.Conn, 0, len(s.open))
+	for _, c := range s.open {
+		if c != nil {
+			conns = append(conns, c)
+		}
+	}
+	s.mu.Unlock()
 	for _, c := range conns {
 		_ = c.Close()
 	}
 }
 
-// HijackedCount reports upgraded connections still open.
-func (h *Handler) HijackedCount() int {
-	h.hijackedMu.Lock()
-	defer h.hijackedMu.Unlock()
-	return len(h.hijacked)
+func (s *tunnelSet) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.open)
 }
+
+// HijackedCount reports upgraded connections whose exchange is still open.
+func (h *Handler) HijackedCount() int { return h.tunnels.count() }
