@@ -47,6 +47,10 @@ type endpointSpec struct {
 // is what ties generations together.
 func (s endpointSpec) key() string {
 	k := string(s.kind) + "|" + normalizeAddr(s.listen)
+	if s.kind == kindHTTPListener {
+		// A running listener keeps its engine: a change means a new server.
+		k += "|" + s.listener.Engine
+	}
 	if s.kind != kindHTTPListener && s.kind != kindTCPListener && s.kind != kindAdmin || isAnyPort(s.listen) {
 		k += "|" + s.name
 	}
@@ -95,7 +99,7 @@ type endpoint struct {
 	spec endpointSpec
 	ln   net.Listener
 
-	httpServer  *httpproxy.Server
+	httpServer  httpproxy.Listener
 	tcpServer   *tcpproxy.Server
 	builtin     builtin.Server
 	echo        *echo.Server
@@ -144,7 +148,16 @@ func (r *Runtime) start(e *endpoint, snap *Snapshot) {
 	var serve func() error
 	switch spec.kind {
 	case kindHTTPListener:
-		e.httpServer = httpproxy.NewServer(e.ln, snap.HTTP[spec.name], httpSettings(spec.listener), log, r.metrics)
+		srv, err := r.newHTTPListener(e.ln, snap.HTTP[spec.name], spec.listener, log)
+		if err != nil {
+			// The socket is bound and ours; serve it with net/http rather
+			// than refuse traffic.
+			log.Error("fast HTTP engine failed to start; using net/http", "error", err)
+			settings := httpSettings(spec.listener)
+			settings.Engine = httpproxy.EngineStd
+			srv, _ = httpproxy.New(e.ln, snap.HTTP[spec.name], settings, log, r.metrics)
+		}
+		e.httpServer = srv
 		serve = e.httpServer.Serve
 	case kindTCPListener:
 		e.tcpServer = tcpproxy.NewServer(e.ln, snap.TCP[spec.name], spec.listener.MaxConnections, log, r.metrics)
@@ -235,8 +248,14 @@ func (e *endpoint) stop(ctx context.Context) error {
 	return err
 }
 
+// newHTTPListener serves an HTTP listener with the engine its config asks
+// for (the fast engine by default; net/http where the platform lacks it).
+func (r *Runtime) newHTTPListener(ln net.Listener, opts *httpproxy.Options, l *config.Listener, log hclog.Logger) (httpproxy.Listener, error) {
+	return httpproxy.New(ln, opts, httpSettings(l), log, r.metrics)
+}
+
 func httpSettings(l *config.Listener) httpproxy.Settings {
-	return httpproxy.Settings{MaxConnections: l.MaxConnections, IdleTimeout: l.IdleTimeout}
+	return httpproxy.Settings{MaxConnections: l.MaxConnections, IdleTimeout: l.IdleTimeout, Engine: l.Engine}
 }
 
 func responderOptions(b *config.Builtin) responder.Options {

@@ -95,6 +95,9 @@ func startRuntimeAt(t testing.TB, path string) (*Runtime, string, *syncBuffer) {
 		if err := rt.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
+		if t.Failed() {
+			t.Logf("runtime log:\n%s", logs)
+		}
 	})
 	return rt, path, logs
 }

@@ -18,7 +18,7 @@ func staticOptions(body string) *Options {
 	return options(route(routing.Matcher{}, &Target{Route: "static", Respond: &StaticResponse{Status: 200, Body: []byte(body)}}))
 }
 
-func dial(t *testing.T, srv *Server) net.Conn {
+func dial(t *testing.T, srv Listener) net.Conn {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", srv.Addr().String(), testDeadline)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -138,8 +139,19 @@ func (r *recorder) waitRecords(t testing.TB, n int) []Record {
 	return r.all()
 }
 
-// startProxy serves opts on 127.0.0.1:0 until the test ends.
-func startProxy(t testing.TB, opts *Options, settings Settings, observer Observer) *Server {
+// testEngine is the engine the behaviour tests run on: the fast engine by
+// default, net/http with SWITCHYARD_TEST_HTTP_ENGINE=std (.ci/run runs
+// both), so both engines are held to the same tests.
+func testEngine() string {
+	if e := os.Getenv("SWITCHYARD_TEST_HTTP_ENGINE"); e != "" {
+		return e
+	}
+	return EngineFast
+}
+
+// startProxy serves opts on 127.0.0.1:0 until the test ends, with the
+// engine testEngine names unless settings picks one.
+func startProxy(t testing.TB, opts *Options, settings Settings, observer Observer) Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -148,7 +160,13 @@ func startProxy(t testing.TB, opts *Options, settings Settings, observer Observe
 	if observer == nil {
 		observer = &recorder{}
 	}
-	srv := NewServer(ln, opts, settings, hclog.NewNullLogger(), observer)
+	if settings.Engine == "" {
+		settings.Engine = testEngine()
+	}
+	srv, err := New(ln, opts, settings, hclog.NewNullLogger(), observer)
+	if err != nil {
+		t.Fatal(err)
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
 	t.Cleanup(func() {
@@ -165,7 +183,7 @@ func startProxy(t testing.TB, opts *Options, settings Settings, observer Observe
 }
 
 // proxyURL is the base URL of a running proxy.
-func proxyURL(s *Server) string { return "http://" + s.Addr().String() }
+func proxyURL(s Listener) string { return "http://" + s.Addr().String() }
 
 // newClient returns a keep-alive client released when the test ends.
 func newClient(t testing.TB) *http.Client {

@@ -21,6 +21,9 @@ type Settings struct {
 	ReadHeaderTimeout time.Duration
 	// MaxHeaderBytes caps request headers; larger requests get 431.
 	MaxHeaderBytes int
+	// Engine is EngineFast (also for "") or EngineStd. A running listener
+	// keeps the engine it started with.
+	Engine string
 }
 
 // Defaults for Settings fields left zero.
@@ -76,6 +79,9 @@ func (s *Server) Update(opts *Options, settings Settings) {
 	s.handler.Update(opts)
 	s.ln.SetLimit(settings.MaxConnections)
 }
+
+// Tunnels reports upgraded connections still open.
+func (s *Server) Tunnels() int { return s.handler.HijackedCount() }
 
 // Handler returns the listener's handler.
 func (s *Server) Handler() *Handler { return s.handler }

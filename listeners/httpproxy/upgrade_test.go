@@ -42,7 +42,7 @@ func echoWS(t *testing.T) (addr string, closed <-chan struct{}) {
 	return addr, ch
 }
 
-func wsURL(srv *Server, path string) string { return "ws://" + srv.Addr().String() + path }
+func wsURL(srv Listener, path string) string { return "ws://" + srv.Addr().String() + path }
 
 func dialWS(t *testing.T, url string) (*websocket.Conn, *http.Response) {
 	t.Helper()
@@ -89,7 +89,7 @@ func TestWebSocketThroughProxy(t *testing.T) {
 	if got := b.ActiveConnections(); got != 1 {
 		t.Fatalf("backend active connections %d while the socket is open, want 1", got)
 	}
-	if got := srv.Handler().HijackedCount(); got != 1 {
+	if got := srv.Tunnels(); got != 1 {
 		t.Fatalf("hijacked count %d, want 1", got)
 	}
 	// The route timeout bounds the handshake, not the tunnel: outlive it.
@@ -109,7 +109,7 @@ func TestWebSocketThroughProxy(t *testing.T) {
 		t.Fatal("backend connection not closed after the client left")
 	}
 	eventually(t, "backend active connections to drop to 0", func() bool { return b.ActiveConnections() == 0 })
-	eventually(t, "the tunnel to be unregistered", func() bool { return srv.Handler().HijackedCount() == 0 })
+	eventually(t, "the tunnel to be unregistered", func() bool { return srv.Tunnels() == 0 })
 	if f := b.Failures(); f != 0 {
 		t.Fatalf("a normally closed tunnel counted %d failures", f)
 	}
@@ -237,7 +237,7 @@ func TestShutdownClosesTunnelsAfterBudget(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Fatalf("Serve = %v", err)
 	}
-	if n := srv.Handler().HijackedCount(); n != 0 {
+	if n := srv.Tunnels(); n != 0 {
 		t.Fatalf("%d tunnels left after Shutdown", n)
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(testDeadline))

@@ -194,6 +194,9 @@ builtin "chat" {
 
 func TestEmptyHealthCheckGetsDefaults(t *testing.T) {
 	cfg := mustParse(t, `
+admin {
+  listen = "127.0.0.1:0"
+}
 upstream "api" {
   backend "127.0.0.1:9001" {}
   health_check {}

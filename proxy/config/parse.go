@@ -44,6 +44,18 @@ func parse(filename string, src []byte, lookupEnv func(string) (string, bool)) (
 	}
 	d := &decoder{diags: diags, hashOnRanges: map[*Upstream]hcl.Range{}}
 	cfg := d.decodeFile(filename, file.Body.(*hclsyntax.Body), lookupEnv)
+	if !d.diags.HasErrors() && len(cfg.Listeners) == 0 && len(cfg.Builtins) == 0 && cfg.Admin == nil {
+		// Applying such a file would stop everything. It is almost always a
+		// save caught half-written (an editor truncates, then writes), so
+		// it is refused like any other broken save.
+		pos := hcl.InitialPos
+		d.diags = append(d.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Nothing to run",
+			Detail:   "the file declares no listener, builtin or admin block; refusing a configuration that would stop everything",
+			Subject:  &hcl.Range{Filename: filename, Start: pos, End: pos},
+		})
+	}
 	sortDiagnostics(d.diags)
 	if d.diags.HasErrors() {
 		return nil, d.diags
