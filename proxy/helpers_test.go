@@ -84,7 +84,7 @@ func startRuntime(t testing.TB, cfg string) (*Runtime, string, *syncBuffer) {
 func startRuntimeAt(t testing.TB, path string) (*Runtime, string, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
-	log := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug})
+	log := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Trace})
 	rt := New(Options{ConfigPath: path, Logger: log, Version: "test"})
 	if err := rt.Start(); err != nil {
 		t.Fatalf("start: %v\nlogs:\n%s", err, logs)

@@ -125,7 +125,9 @@ func (r *Runtime) Reload(trigger string) ReloadResult {
 	if r.stopped {
 		return ReloadResult{At: time.Now(), Trigger: trigger, Error: "runtime is shutting down"}
 	}
+	began := time.Now()
 	res := r.reloadLocked(trigger)
+	r.log.Debug("reload finished", "trigger", trigger, "took", time.Since(began).String(), "ok", res.OK, "changed", res.Changed)
 	if res.OK && !res.Changed {
 		r.log.Debug("config unchanged; nothing to do", "trigger", trigger)
 		return res

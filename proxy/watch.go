@@ -73,6 +73,7 @@ func (r *Runtime) Watch(ctx context.Context, debounce time.Duration) error {
 			if ev.Op == fsnotify.Chmod {
 				continue
 			}
+			r.log.Trace("config directory event", "name", ev.Name, "op", ev.Op.String())
 			timer.Reset(debounce)
 		case err, ok := <-w.Errors:
 			if !ok {

@@ -38,6 +38,7 @@ type conn struct {
 	buf         *[]byte // unparsed bytes; nil while idle with nothing pending
 	n           int     // bytes used in buf
 	headerStart int64   // unix nanos when a partial head arrived; 0 = none
+	scanned     int     // bytes of a partial head already searched for its end
 	lastActive  atomic.Int64
 }
 
@@ -99,6 +100,7 @@ func (c *conn) releaseBuf() {
 		putBuf(c.buf)
 		c.buf = nil
 		c.n = 0
+		c.scanned = 0
 	}
 }
 

@@ -97,8 +97,17 @@ func (w *worker) serve(c *conn) {
 			c.n += n
 			c.lastActive.Store(nanotime())
 		}
-		headLen, err := http1.ParseRequest(buf[:c.n], &w.req, limits)
+		var headLen int
+		var err error
+		if c.scanned > 0 && http1.HeadEnd(buf[:c.n], c.scanned) < 0 && c.n <= settings.MaxHeaderBytes {
+			// Still no end of head in the new bytes: skip the full parse,
+			// so a byte-at-a-time sender costs linear, not quadratic, time.
+			err = http1.ErrNeedMore
+		} else {
+			headLen, err = http1.ParseRequest(buf[:c.n], &w.req, limits)
+		}
 		if err == http1.ErrNeedMore {
+			c.scanned = c.n
 			now := nanotime()
 			if c.headerStart == 0 {
 				c.headerStart = now
@@ -134,6 +143,7 @@ func (w *worker) serve(c *conn) {
 			return
 		}
 		c.headerStart = 0
+		c.scanned = 0
 		w.consumed = headLen
 		keep, tunnel := w.handle(c, headLen)
 		if tunnel {
@@ -594,7 +604,6 @@ func (w *worker) appendRequestHead(out []byte, c *conn, uc *upstreamConn, target
 		out = append(out, " HTTP/1.1\r\n"...)
 	}
 
-	hasHost := false
 	for i := range req.Headers {
 		h := &req.Headers[i]
 		switch {
@@ -608,18 +617,21 @@ func (w *worker) appendRequestHead(out []byte, c *conn, uc *upstreamConn, target
 		case overridden(h.Name, target.RequestHeaders):
 			continue
 		case http1.EqualFold(h.Name, "Host"):
-			hasHost = true
+			// req.Host is authoritative (absolute-form targets carry it).
+			continue
 		}
 		out = append(out, h.Name...)
 		out = append(out, ": "...)
 		out = append(out, h.Value...)
 		out = append(out, "\r\n"...)
 	}
-	if !hasHost {
-		out = append(out, "Host: "...)
-		out = append(out, uc.addr...)
-		out = append(out, "\r\n"...)
+	out = append(out, "Host: "...)
+	if len(req.Host) > 0 {
+		out = append(out, req.Host...)
+	} else {
+		out = append(out, uc.addr...) // HTTP/1.0 without Host
 	}
+	out = append(out, "\r\n"...)
 	if req.Chunked {
 		out = append(out, "Transfer-Encoding: chunked\r\n"...)
 	}
