@@ -192,8 +192,10 @@ func TestRunReportsLoad(t *testing.T) {
 	if n == 0 || n > served || served-n > 4 {
 		t.Errorf("reported %d requests, server answered %d", n, served)
 	}
-	if conns > 4 {
-		t.Errorf("used %d connections for 4 keep-alive clients", conns)
+	// net/http may dial a spare connection when a request races an idle
+	// one coming back; what matters is that connections are reused.
+	if conns > 8 || conns*4 > served {
+		t.Errorf("used %d connections for 4 keep-alive clients over %d requests", conns, served)
 	}
 	for _, pattern := range []string{
 		`latency   p50 [0-9.]+ms  p90 [0-9.]+ms  p99 [0-9.]+ms  max [0-9.]+ms`,
