@@ -30,9 +30,12 @@ type conn struct {
 	srv      *FastServer
 	clientIP string
 
-	mu    sync.Mutex // guards state (and arming the fd in epoll)
-	state int
-	wake  chan struct{} // allocated on the first wait
+	mu         sync.Mutex // guards state, pendingIn, pendingOut, waitOut
+	state      int
+	pendingIn  bool          // a readable edge arrived while a worker owned the conn
+	pendingOut bool          // a writable edge arrived while nobody waited for it
+	waitOut    bool          // in stateWaiting: waiting to write (else to read)
+	wake       chan struct{} // allocated on the first wait
 
 	// Owned by the worker holding the conn (or the sweeper that claimed it).
 	buf         *[]byte // unparsed bytes; nil while idle with nothing pending
@@ -51,25 +54,26 @@ func (c *conn) expiredLocked(nowNS int64, st *Settings, closing bool) bool {
 }
 
 // park hands the connection back to the event loop until it is readable.
-func (c *conn) park() {
+// It returns false when bytes arrived meanwhile: the caller keeps the
+// connection and reads again (edge-triggered epoll reports each arrival
+// once, so it must not be dropped).
+func (c *conn) park() bool {
 	c.mu.Lock()
 	if c.state == stateClosed {
 		c.mu.Unlock()
-		return
+		return true
+	}
+	if c.pendingIn {
+		c.pendingIn = false
+		c.mu.Unlock()
+		return false
 	}
 	c.state = stateIdle
-	err := c.srv.ctl(unix.EPOLL_CTL_MOD, c.fd, evRead)
 	c.mu.Unlock()
-	if err != nil {
-		c.mu.Lock()
-		c.state = stateBusy
-		c.mu.Unlock()
-		c.close()
-		return
-	}
 	if c.srv.closing.Load() {
 		c.srv.poke() // let the loop's sweep close it
 	}
+	return true
 }
 
 // close releases the socket. The caller owns the conn (busy).
@@ -104,26 +108,31 @@ func (c *conn) releaseBuf() {
 	}
 }
 
-// waitIO arms the fd for events and blocks until the loop reports
-// readiness or the deadline passes.
-func (c *conn) waitIO(events uint32, deadline time.Time) error {
+// waitIO blocks until the loop reports the socket readable (or writable,
+// with out) or the deadline passes. An edge that already arrived while the
+// worker was busy returns at once.
+func (c *conn) waitIO(out bool, deadline time.Time) error {
 	c.mu.Lock()
 	if c.state == stateClosed {
 		c.mu.Unlock()
 		return io.ErrClosedPipe
 	}
+	if out && c.pendingOut {
+		c.pendingOut = false
+		c.mu.Unlock()
+		return nil
+	}
+	if !out && c.pendingIn {
+		c.pendingIn = false
+		c.mu.Unlock()
+		return nil
+	}
 	if c.wake == nil {
 		c.wake = make(chan struct{}, 1)
 	}
 	c.state = stateWaiting
-	err := c.srv.ctl(unix.EPOLL_CTL_MOD, c.fd, events)
+	c.waitOut = out
 	c.mu.Unlock()
-	if err != nil {
-		c.mu.Lock()
-		c.state = stateBusy
-		c.mu.Unlock()
-		return err
-	}
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	select {
@@ -142,8 +151,10 @@ func (c *conn) waitIO(events uint32, deadline time.Time) error {
 	}
 }
 
-// readSome reads at least one byte, waiting for readiness until deadline.
-func (c *conn) readSome(p []byte, deadline time.Time) (int, error) {
+// readSome reads at least one byte, waiting at most stall for readiness.
+// The clock is only read when the socket has nothing to give.
+func (c *conn) readSome(p []byte, stall time.Duration) (int, error) {
+	var deadline time.Time
 	for {
 		n, err := unix.Read(c.fd, p)
 		switch {
@@ -156,14 +167,17 @@ func (c *conn) readSome(p []byte, deadline time.Time) (int, error) {
 		case err != unix.EAGAIN:
 			return 0, os.NewSyscallError("read", err)
 		}
-		if werr := c.waitIO(evRead, deadline); werr != nil {
+		if deadline.IsZero() {
+			deadline = time.Now().Add(stall)
+		}
+		if werr := c.waitIO(false, deadline); werr != nil {
 			return 0, werr
 		}
 	}
 }
 
-// writeAll writes p, waiting for writability until deadline.
-func (c *conn) writeAll(p []byte, deadline time.Time) error {
+// writeAll writes p, waiting at most stall each time the socket is full.
+func (c *conn) writeAll(p []byte, stall time.Duration) error {
 	for len(p) > 0 {
 		n, err := unix.Write(c.fd, p)
 		if n > 0 {
@@ -174,7 +188,7 @@ func (c *conn) writeAll(p []byte, deadline time.Time) error {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
-			if werr := c.waitIO(evWrite, deadline); werr != nil {
+			if werr := c.waitIO(true, time.Now().Add(stall)); werr != nil {
 				return werr
 			}
 		case err != nil:
@@ -184,27 +198,6 @@ func (c *conn) writeAll(p []byte, deadline time.Time) error {
 		}
 	}
 	return nil
-}
-
-// connReader adapts a conn to io.Reader for body copies.
-type connReader struct {
-	c        *conn
-	deadline time.Time
-}
-
-func (r connReader) Read(p []byte) (int, error) { return r.c.readSome(p, r.deadline) }
-
-// connWriter adapts a conn to io.Writer for body copies.
-type connWriter struct {
-	c        *conn
-	deadline time.Time
-}
-
-func (w connWriter) Write(p []byte) (int, error) {
-	if err := w.c.writeAll(p, w.deadline); err != nil {
-		return 0, err
-	}
-	return len(p), nil
 }
 
 // Buffers: client read buffers are borrowed only while bytes are in flight.

@@ -27,6 +27,10 @@ type worker struct {
 	scanner  http1.ChunkedScanner
 	headerFn func(string) string
 	tried    []*upstream.Backend
+	// stall bounds each wait for a slow client (the listener's idle
+	// timeout); now is when the current request started.
+	stall time.Duration
+	now   time.Time
 	// pending is the attempt whose upstream exchange is being relayed; it
 	// ends as soon as the backend's part is complete, before the last
 	// write to the client, so backend state is settled by the time the
@@ -87,8 +91,10 @@ func (w *worker) serve(c *conn) {
 				} else if c.headerStart == 0 {
 					c.headerStart = nanotime()
 				}
-				c.park()
-				return
+				if c.park() {
+					return
+				}
+				continue // bytes arrived while we were deciding to park
 			}
 			if err != nil || n == 0 {
 				c.close()
@@ -114,7 +120,7 @@ func (w *worker) serve(c *conn) {
 			} else if now-c.headerStart > int64(settings.ReadHeaderTimeout) {
 				// A head trickling in (slowloris): the sweep only sees
 				// connections at rest, so the reader enforces it too.
-				_ = c.writeAll(requestTimeoutAnswer, time.Now().Add(time.Second))
+				_ = c.writeAll(requestTimeoutAnswer, time.Second)
 				c.close()
 				return
 			}
@@ -161,8 +167,11 @@ func (w *worker) serve(c *conn) {
 		}
 		if c.n == 0 {
 			c.releaseBuf()
-			c.park()
-			return
+			if c.park() {
+				return
+			}
+			needRead = true
+			continue
 		}
 		needRead = false // a pipelined request is already buffered
 	}
@@ -194,7 +203,8 @@ func (w *worker) handle(c *conn, headLen int) (keep, tunnel bool) {
 	start := time.Now()
 	opts := s.opts.Load()
 	settings := s.settings.Load()
-	clientDeadline := start.Add(settings.IdleTimeout)
+	w.stall = settings.IdleTimeout
+	w.now = start
 
 	rec := Record{Listener: opts.Listener}
 	requestID := w.requestHeader("X-Request-Id")
@@ -226,7 +236,7 @@ func (w *worker) handle(c *conn, headLen int) (keep, tunnel bool) {
 		Header: w.headerFn,
 	})
 	if route == nil {
-		if !w.discardBody(c, headLen, clientDeadline) {
+		if !w.discardBody(c, headLen) {
 			keepAlive = false
 		}
 		rec.Status = 404
@@ -236,7 +246,7 @@ func (w *worker) handle(c *conn, headLen int) (keep, tunnel bool) {
 	target := route.Target
 	rec.Route = target.Route
 	if target.Respond != nil {
-		if !w.discardBody(c, headLen, clientDeadline) {
+		if !w.discardBody(c, headLen) {
 			keepAlive = false
 		}
 		rec.Status = target.Respond.Status
@@ -267,7 +277,6 @@ type exchangeError struct {
 
 // forward proxies the request to target's pool with retries per SPEC §3.
 func (w *worker) forward(c *conn, headLen int, target *Target, requestID string, keepAlive bool) (status int, bytes int64, keep, tunnel bool, backend string) {
-	s := w.s
 	req := &w.req
 	pool := target.Pool
 	hasBody := req.ContentLength > 0 || req.Chunked
@@ -299,7 +308,10 @@ func (w *worker) forward(c *conn, headLen int, target *Target, requestID string,
 		w.tried = append(w.tried, b)
 		backend = b.Address()
 
-		tryStart := time.Now()
+		tryStart := w.now
+		if try > 0 {
+			tryStart = time.Now()
+		}
 		deadline := tryStart.Add(target.Timeout)
 		res := w.try(c, headLen, target, requestID, keepAlive, att, deadline, &bodyStarted)
 		if res.err == nil {
@@ -327,7 +339,7 @@ func (w *worker) forward(c *conn, headLen int, target *Target, requestID string,
 		}
 	}
 	if hasBody && !bodyStarted {
-		if !w.discardBody(c, headLen, time.Now().Add(s.settings.Load().IdleTimeout)) {
+		if !w.discardBody(c, headLen) {
 			keepAlive = false
 		}
 	} else if hasBody {
@@ -371,8 +383,8 @@ func (w *worker) try(c *conn, headLen int, target *Target, requestID string, kee
 			att.Done(upstream.Unreachable, time.Since(deadline.Add(-target.Timeout)))
 			return tryResult{err: &exchangeError{status: 502, msg: "bad gateway: cannot connect to a backend", dial: true}, retryBackend: true}
 		}
-		start := time.Now()
-		_ = uc.nc.SetDeadline(deadline)
+		start := deadline.Add(-target.Timeout)
+		uc.setDeadline(deadline, target.Timeout)
 
 		// Request head and body.
 		werr := w.writeRequest(c, uc, headLen, target, requestID, bodyStarted)
@@ -493,7 +505,7 @@ func (w *worker) writeRequest(c *conn, uc *upstreamConn, headLen int, target *Ta
 	}
 	if !bodyDone && req.Expect100 {
 		// We answer the expectation ourselves; the body then follows.
-		if err := c.writeAll([]byte("HTTP/1.1 100 Continue\r\n\r\n"), time.Now().Add(w.s.settings.Load().IdleTimeout)); err != nil {
+		if err := c.writeAll([]byte("HTTP/1.1 100 Continue\r\n\r\n"), w.stall); err != nil {
 			return &exchangeError{status: 400, msg: "client went away", clientErr: true}
 		}
 	}
@@ -526,13 +538,12 @@ func (w *worker) writeRequest(c *conn, uc *upstreamConn, headLen int, target *Ta
 // remaining bytes of a Content-Length body, or a chunked body to its end.
 func (w *worker) streamRequestBody(c *conn, uc *upstreamConn, remaining int64) *exchangeError {
 	req := &w.req
-	deadline := time.Now().Add(w.s.settings.Load().IdleTimeout)
 	for {
 		p := w.copyBuf
 		if !req.Chunked && int64(len(p)) > remaining {
 			p = p[:remaining]
 		}
-		n, err := c.readSome(p, deadline)
+		n, err := c.readSome(p, w.stall)
 		if err != nil {
 			return &exchangeError{status: 400, msg: "client body read failed", clientErr: true}
 		}
@@ -754,7 +765,6 @@ func (w *worker) skipResponseBody(uc *upstreamConn, headN int) bool {
 // client. It reports bytes of body written and whether each side is intact.
 func (w *worker) relayResponse(c *conn, uc *upstreamConn, headN int, target *Target, requestID string, keep bool, deadline time.Time) (int64, bool, bool) {
 	resp := &w.resp
-	clientDeadline := time.Now().Add(w.s.settings.Load().IdleTimeout)
 	out := w.appendResponseHead(w.out[:0], target, requestID, keep)
 	uc.r += headN
 	var body int64
@@ -763,7 +773,7 @@ func (w *worker) relayResponse(c *conn, uc *upstreamConn, headN int, target *Tar
 	case resp.NoBody:
 		w.out = out[:0]
 		w.finishAttempt(true, true)
-		return 0, true, c.writeAll(out, clientDeadline) == nil
+		return 0, true, c.writeAll(out, w.stall) == nil
 	case resp.ContentLength >= 0:
 		buffered := int64(uc.w - uc.r)
 		if buffered >= resp.ContentLength && resp.ContentLength <= 32*1024 {
@@ -772,10 +782,10 @@ func (w *worker) relayResponse(c *conn, uc *upstreamConn, headN int, target *Tar
 			uc.r += int(resp.ContentLength)
 			w.out = out[:0]
 			w.finishAttempt(true, true)
-			return resp.ContentLength, uc.r == uc.w, c.writeAll(out, clientDeadline) == nil
+			return resp.ContentLength, uc.r == uc.w, c.writeAll(out, w.stall) == nil
 		}
 		w.out = out[:0]
-		if c.writeAll(out, clientDeadline) != nil {
+		if c.writeAll(out, w.stall) != nil {
 			return 0, false, false
 		}
 		remaining := resp.ContentLength
@@ -786,7 +796,7 @@ func (w *worker) relayResponse(c *conn, uc *upstreamConn, headN int, target *Tar
 				}
 			}
 			chunk := uc.rbuf[uc.r:min(uc.w, uc.r+int(min(remaining, int64(len(uc.rbuf)))))]
-			if c.writeAll(chunk, time.Now().Add(w.s.settings.Load().IdleTimeout)) != nil {
+			if c.writeAll(chunk, w.stall) != nil {
 				return body, false, false
 			}
 			uc.r += len(chunk)
@@ -796,7 +806,7 @@ func (w *worker) relayResponse(c *conn, uc *upstreamConn, headN int, target *Tar
 		return body, uc.r == uc.w, true
 	case resp.Chunked:
 		w.out = out[:0]
-		if c.writeAll(out, clientDeadline) != nil {
+		if c.writeAll(out, w.stall) != nil {
 			return 0, false, false
 		}
 		w.scanner.Reset()
@@ -811,7 +821,7 @@ func (w *worker) relayResponse(c *conn, uc *upstreamConn, headN int, target *Tar
 				return body, false, true
 			}
 			if n > 0 {
-				if c.writeAll(uc.rbuf[uc.r:uc.r+n], time.Now().Add(w.s.settings.Load().IdleTimeout)) != nil {
+				if c.writeAll(uc.rbuf[uc.r:uc.r+n], w.stall) != nil {
 					return body, false, false
 				}
 				uc.r += n
@@ -823,12 +833,12 @@ func (w *worker) relayResponse(c *conn, uc *upstreamConn, headN int, target *Tar
 		}
 	default: // until close
 		w.out = out[:0]
-		if c.writeAll(out, clientDeadline) != nil {
+		if c.writeAll(out, w.stall) != nil {
 			return 0, false, false
 		}
 		for {
 			if uc.r < uc.w {
-				if c.writeAll(uc.rbuf[uc.r:uc.w], time.Now().Add(w.s.settings.Load().IdleTimeout)) != nil {
+				if c.writeAll(uc.rbuf[uc.r:uc.w], w.stall) != nil {
 					return body, false, false
 				}
 				body += int64(uc.w - uc.r)
@@ -897,7 +907,7 @@ func responseConnectionListed(resp *http1.Response, name []byte) bool {
 // does not need it (404, static, failed forward). It reports whether the
 // connection's framing is intact; large bodies are not drained: the
 // connection closes instead.
-func (w *worker) discardBody(c *conn, headLen int, deadline time.Time) bool {
+func (w *worker) discardBody(c *conn, headLen int) bool {
 	req := &w.req
 	buf := *c.buf
 	switch {
@@ -922,7 +932,7 @@ func (w *worker) discardBody(c *conn, headLen int, deadline time.Time) bool {
 		remaining := req.ContentLength - int64(c.n-headLen)
 		for remaining > 0 {
 			p := w.copyBuf[:min(int64(len(w.copyBuf)), remaining)]
-			n, err := c.readSome(p, deadline)
+			n, err := c.readSome(p, w.stall)
 			if err != nil {
 				return false
 			}
@@ -971,7 +981,7 @@ func (w *worker) writeStatic(c *conn, target *Target, requestID string, keep boo
 		out = append(out, r.Body...)
 	}
 	w.out = out[:0]
-	_ = c.writeAll(out, time.Now().Add(w.s.settings.Load().IdleTimeout))
+	_ = c.writeAll(out, w.stall)
 	return len(r.Body)
 }
 
@@ -996,7 +1006,7 @@ func (w *worker) writeError(c *conn, status int, msg, requestID string, keep boo
 	out = append(out, "\r\n"...)
 	out = append(out, body...)
 	w.out = out[:0]
-	_ = c.writeAll(out, time.Now().Add(w.s.settings.Load().IdleTimeout))
+	_ = c.writeAll(out, w.stall)
 	return len(body)
 }
 

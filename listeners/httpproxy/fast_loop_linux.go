@@ -57,24 +57,29 @@ type FastServer struct {
 	closing   atomic.Bool // Shutdown began: no new connections, no keep-alive
 	stopLoop  atomic.Bool // drain budget spent: the loop exits now
 
-	work    chan *conn    // idle workers wait here
-	quit    chan struct{} // closed by Shutdown: idle workers exit
-	workers sync.WaitGroup
-	tunnels sync.WaitGroup // upgraded connections
+	work        chan *conn    // idle workers wait here
+	idleWorkers atomic.Int64  // workers waiting for a connection
+	quit        chan struct{} // closed by Shutdown: idle workers exit
+	workers     sync.WaitGroup
+	tunnels     sync.WaitGroup // upgraded connections
 
 	loopDone chan struct{}
 }
 
 const (
-	evRead  = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
-	evWrite = unix.EPOLLOUT | unix.EPOLLONESHOT
+	// evConn registers a client socket once, edge-triggered, for both
+	// directions: no epoll_ctl per request. Edges that arrive while a
+	// worker owns the connection are kept as pending flags on the conn.
+	evConn = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
+	// evReadable are the events that mean "read now" (data, EOF, error).
+	evReadable = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLHUP | unix.EPOLLERR
+	evWritable = unix.EPOLLOUT | unix.EPOLLHUP | unix.EPOLLERR
 	// maxEvents is the batch size of one epoll_wait.
 	maxEvents = 256
 	// sweepEvery is how often idle and slow-header connections are reaped.
 	sweepEvery = 250 * time.Millisecond
-	// workerIdle is how long a worker goroutine waits for work before it
-	// exits: long enough to ride out bursts, short enough to give stacks back.
-	workerIdle = 10 * time.Second
+	// minIdleWorkers idle workers are kept ready for the next burst.
+	minIdleWorkers = 16
 )
 
 // NewServer takes over an already bound TCP listener.
@@ -226,6 +231,7 @@ func (s *FastServer) Serve() error {
 		if now := time.Now(); now.Sub(lastSweep) >= sweepEvery || s.closing.Load() {
 			lastSweep = now
 			s.sweep(now)
+			s.retireIdleWorkers()
 		}
 	}
 	return nil
@@ -263,7 +269,7 @@ func (s *FastServer) acceptReady() {
 		s.connsMu.Unlock()
 		s.active.Add(1)
 		s.total.Add(1)
-		if err := s.ctl(unix.EPOLL_CTL_ADD, nfd, evRead); err != nil {
+		if err := s.ctl(unix.EPOLL_CTL_ADD, nfd, evConn); err != nil {
 			s.log.Warn("register connection", "error", err)
 			c.close()
 		}
@@ -293,22 +299,38 @@ func (s *FastServer) connReady(fd int, events uint32) {
 	if c == nil {
 		return
 	}
+	readable := events&evReadable != 0
+	writable := events&evWritable != 0
 	c.mu.Lock()
 	switch c.state {
-	case stateWaiting:
-		c.state = stateBusy
-		c.mu.Unlock()
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
 	case stateIdle:
+		if !readable {
+			// A writability edge (e.g. right after registration) on a
+			// connection with nothing to say: remember it, wake nobody.
+			c.pendingOut = true
+			c.mu.Unlock()
+			return
+		}
 		c.state = stateBusy
 		c.mu.Unlock()
 		s.dispatch(c)
-	default:
-		c.mu.Unlock()
+		return
+	case stateWaiting:
+		if (c.waitOut && writable) || (!c.waitOut && readable) {
+			c.state = stateBusy
+			c.pendingIn = c.pendingIn || (c.waitOut && readable)
+			c.mu.Unlock()
+			select {
+			case c.wake <- struct{}{}:
+			default:
+			}
+			return
+		}
 	}
+	// The worker is busy (or waits for the other direction): keep the edge.
+	c.pendingIn = c.pendingIn || readable
+	c.pendingOut = c.pendingOut || writable
+	c.mu.Unlock()
 }
 
 // dispatch hands c to an idle worker, or starts one.
@@ -325,16 +347,30 @@ func (s *FastServer) worker(c *conn) {
 	defer s.workers.Done()
 	w := newWorker(s)
 	w.serve(c)
-	idle := time.NewTimer(workerIdle)
-	defer idle.Stop()
 	for {
+		s.idleWorkers.Add(1)
 		select {
 		case c := <-s.work:
+			s.idleWorkers.Add(-1)
+			if c == nil {
+				return // retired by the sweep
+			}
 			w.serve(c)
-			idle.Reset(workerIdle)
-		case <-idle.C:
-			return
 		case <-s.quit:
+			s.idleWorkers.Add(-1)
+			return
+		}
+	}
+}
+
+// retireIdleWorkers lets go of half the idle workers above a small reserve,
+// so a burst's goroutines and buffers are returned within a few sweeps
+// without a timer reset on every request.
+func (s *FastServer) retireIdleWorkers() {
+	for excess := (s.idleWorkers.Load() - minIdleWorkers) / 2; excess > 0; excess-- {
+		select {
+		case s.work <- nil:
+		default:
 			return
 		}
 	}

@@ -22,7 +22,7 @@ func (w *worker) tunnel(c *conn, uc *upstreamConn, headN, headLen int, target *T
 	out = append(out, uc.rbuf[uc.r:uc.w]...) // early frames from the backend
 	uc.r = uc.w
 	w.out = out[:0]
-	if err := c.writeAll(out, time.Now().Add(s.settings.Load().IdleTimeout)); err != nil {
+	if err := c.writeAll(out, w.stall); err != nil {
 		s.upstream.discard(uc)
 		att.Done(upstream.Canceled, latency)
 		return tryResult{status: 101, sentToClient: true, err: &exchangeError{status: 101, clientErr: true}}
