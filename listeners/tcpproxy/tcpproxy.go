@@ -364,7 +364,7 @@ func copyHalf(dst, src net.Conn, activity *idleWatch) (int64, error) {
 	var n int64
 	var err error
 	if activity == nil || activity.usesProbe() {
-		n, err = io.Copy(unwrapTCP(dst), unwrapTCP(src))
+		n, err = adaptiveCopy(unwrapTCP(dst), unwrapTCP(src))
 	} else {
 		n, err = io.Copy(unwrapTCP(dst), &activityReader{r: unwrapTCP(src), w: activity})
 	}
@@ -376,6 +376,45 @@ func copyHalf(dst, src net.Conn, activity *idleWatch) (int64, error) {
 	}
 	return n, nil
 }
+
+// adaptiveCopy copies src to dst. Small messages (request/response
+// protocols) go through one read and one write each, which is cheaper than
+// splice's two pipe hops; once reads keep filling the buffer the stream is
+// bulk, and the rest moves by io.Copy, which splices between TCP conns.
+func adaptiveCopy(dst, src net.Conn) (int64, error) {
+	buf := make([]byte, adaptiveBuf)
+	var total int64
+	full := 0
+	for full < bulkAfter {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return total, werr
+			}
+			total += int64(n)
+			if n == len(buf) {
+				full++
+			} else {
+				full = 0
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+	n, err := io.Copy(dst, src)
+	return total + n, err
+}
+
+const (
+	// adaptiveBuf is the user-space copy buffer for message-sized traffic.
+	adaptiveBuf = 16 * 1024
+	// bulkAfter full reads in a row switch a direction to splice.
+	bulkAfter = 4
+)
 
 // unwrapTCP returns the *net.TCPConn under a tracked connection so that
 // io.Copy sees two TCP conns and can splice.

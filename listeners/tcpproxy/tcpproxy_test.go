@@ -350,6 +350,9 @@ func TestBreakerOpensOnRepeatedConnectFailures(t *testing.T) {
 
 func TestNoBackendClosesClientPromptly(t *testing.T) {
 	deadA, deadB := closedAddr(t), closedAddr(t)
+	for deadB == deadA { // the kernel may hand the same free port out twice
+		deadB = closedAddr(t)
+	}
 	pool := newPool(t, testRegistry(), upstream.StrategyRoundRobin, []string{deadA, deadB}, nil)
 	rec := &recorder{}
 	p := startProxy(t, &Options{Listener: "l", Pool: pool}, 0, rec)
