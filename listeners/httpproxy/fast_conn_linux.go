@@ -91,7 +91,7 @@ func (c *conn) close() {
 	s.connsMu.Unlock()
 	// Closing the fd removes it from the epoll set; no stale events can
 	// follow for it because a busy conn is not armed.
-	_ = unix.Close(c.fd)
+	_ = sysClose(c.fd)
 	c.releaseBuf()
 	if s.active.Add(-1) == 0 && s.closing.Load() {
 		s.poke()
@@ -156,7 +156,7 @@ func (c *conn) waitIO(out bool, deadline time.Time) error {
 func (c *conn) readSome(p []byte, stall time.Duration) (int, error) {
 	var deadline time.Time
 	for {
-		n, err := unix.Read(c.fd, p)
+		n, err := sysRead(c.fd, p)
 		switch {
 		case n > 0:
 			return n, nil
@@ -179,7 +179,7 @@ func (c *conn) readSome(p []byte, stall time.Duration) (int, error) {
 // writeAll writes p, waiting at most stall each time the socket is full.
 func (c *conn) writeAll(p []byte, stall time.Duration) error {
 	for len(p) > 0 {
-		n, err := unix.Write(c.fd, p)
+		n, err := sysWrite(c.fd, p)
 		if n > 0 {
 			p = p[n:]
 			continue

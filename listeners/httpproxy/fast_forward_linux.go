@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -31,6 +32,8 @@ type worker struct {
 	// timeout); now is when the current request started.
 	stall time.Duration
 	now   time.Time
+	rec   Record
+	rid   [32]byte // a generated X-Request-Id, hex
 	// pending is the attempt whose upstream exchange is being relayed; it
 	// ends as soon as the backend's part is complete, before the last
 	// write to the client, so backend state is settled by the time the
@@ -101,7 +104,6 @@ func (w *worker) serve(c *conn) {
 				return
 			}
 			c.n += n
-			c.lastActive.Store(nanotime())
 		}
 		var headLen int
 		var err error
@@ -206,19 +208,22 @@ func (w *worker) handle(c *conn, headLen int) (keep, tunnel bool) {
 	w.stall = settings.IdleTimeout
 	w.now = start
 
-	rec := Record{Listener: opts.Listener}
+	// The record and its strings are views into this worker's buffers,
+	// valid while the observer runs (see Observer): no allocation.
+	rec := &w.rec
+	*rec = Record{Listener: opts.Listener}
 	requestID := w.requestHeader("X-Request-Id")
 	if requestID == "" || len(requestID) > 200 {
-		requestID = newRequestID()
-	} else {
-		requestID = string([]byte(requestID)) // outlives the buffer in the record
+		requestID = w.newRequestID()
 	}
 	rec.RequestID = requestID
-	rec.Method, rec.Host, rec.Path = string(req.Method), string(req.Host), string(req.Path)
+	rec.Method, rec.Host, rec.Path = b2s(req.Method), b2s(req.Host), b2s(req.Path)
 	defer func() {
-		rec.Duration = time.Since(start)
+		end := time.Now()
+		rec.Duration = end.Sub(start)
+		c.lastActive.Store(end.UnixNano())
 		if s.observer != nil {
-			s.observer.ObserveRequest(&rec)
+			s.observer.ObserveRequest(rec)
 		}
 		if opts.AccessLog {
 			s.log.Info("access",
@@ -377,7 +382,7 @@ func (w *worker) try(c *conn, headLen int, target *Target, requestID string, kee
 		if fresh {
 			uc, reused, err = s.upstream.dial(b.Address(), connectTimeout)
 		} else {
-			uc, reused, err = s.upstream.get(b.Address(), connectTimeout, !replayable)
+			uc, reused, err = s.upstream.get(b.Address(), connectTimeout, !replayable, w.now)
 		}
 		if err != nil {
 			att.Done(upstream.Unreachable, time.Since(deadline.Add(-target.Timeout)))
@@ -428,7 +433,7 @@ func (w *worker) try(c *conn, headLen int, target *Target, requestID string, kee
 		if replayable && !req.Upgrade && retryableStatus(resp.Status) && w.retriesLeft(target) {
 			// Nothing has reached the client: drop this answer, try elsewhere.
 			if w.skipResponseBody(uc, headN) {
-				s.upstream.put(uc)
+				s.upstream.put(uc, w.now)
 			} else {
 				s.upstream.discard(uc)
 			}
@@ -440,13 +445,27 @@ func (w *worker) try(c *conn, headLen int, target *Target, requestID string, kee
 		w.pending, w.pendingOutcome, w.pendingLatency = att, outcome, latency
 		n, upstreamOK, clientOK := w.relayResponse(c, uc, headN, target, requestID, keep, deadline)
 		if upstreamOK && resp.KeepAlive && !resp.UntilClose {
-			s.upstream.put(uc)
+			s.upstream.put(uc, w.now)
 		} else {
 			s.upstream.discard(uc)
 		}
 		w.finishAttempt(upstreamOK, clientOK)
 		return tryResult{status: resp.Status, bytes: n, keep: keep && upstreamOK && clientOK, sentToClient: true}
 	}
+}
+
+// newRequestID fills the worker's id buffer with 128 random bits in hex
+// and returns a view of it, valid for the current request.
+func (w *worker) newRequestID() string {
+	const digits = "0123456789abcdef"
+	for i := 0; i < 2; i++ {
+		u := rand.Uint64()
+		for j := 0; j < 16; j++ {
+			w.rid[16*i+j] = digits[u&0xf]
+			u >>= 4
+		}
+	}
+	return b2s(w.rid[:])
 }
 
 // finishAttempt ends the pending attempt once; later calls do nothing.
@@ -514,7 +533,7 @@ func (w *worker) writeRequest(c *conn, uc *upstreamConn, headLen int, target *Ta
 		inBuf = -inBuf // sent together with the head
 	}
 	w.out = out[:0]
-	if _, err := uc.nc.Write(out); err != nil {
+	if err := uc.write(out); err != nil {
 		return &exchangeError{status: 502, msg: "bad gateway: cannot send the request"}
 	}
 	if inBuf < 0 {
@@ -522,7 +541,7 @@ func (w *worker) writeRequest(c *conn, uc *upstreamConn, headLen int, target *Ta
 		inBuf = -inBuf
 	} else if inBuf > 0 {
 		*bodyStarted = true
-		if _, err := uc.nc.Write(buf[headLen : headLen+inBuf]); err != nil {
+		if err := uc.write(buf[headLen : headLen+inBuf]); err != nil {
 			return &exchangeError{status: 502, msg: "bad gateway: cannot send the request body"}
 		}
 	}
@@ -566,7 +585,7 @@ func (w *worker) streamRequestBody(c *conn, uc *upstreamConn, remaining int64) *
 			remaining -= int64(n)
 			done = remaining == 0
 		}
-		if _, err := uc.nc.Write(chunk); err != nil {
+		if err := uc.write(chunk); err != nil {
 			return &exchangeError{status: 502, msg: "bad gateway: cannot send the request body"}
 		}
 		if done {
@@ -710,7 +729,9 @@ func (w *worker) readResponseHead(uc *upstreamConn, isHEAD bool) (int, error) {
 			}
 		}
 		before := uc.w
-		n, err := uc.fill()
+		// Right after the request nothing can have come back yet: wait for
+		// readiness first instead of a read that would say so.
+		n, err := uc.fillAwait(uc.w == 0)
 		if n == 0 && err != nil {
 			if errors.Is(err, io.EOF) && before == 0 {
 				return 0, errUpstreamClosed

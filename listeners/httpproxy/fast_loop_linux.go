@@ -98,10 +98,10 @@ func NewFastServer(ln net.Listener, opts *Options, settings Settings, log hclog.
 		work:        make(chan *conn),
 		quit:        make(chan struct{}),
 		loopDone:    make(chan struct{}),
-		upstream:    newUpstreamPool(),
 	}
 	s.opts.Store(opts)
 	s.settings.Store(&settings)
+	s.upstream = newUpstreamPool(s)
 
 	raw, err := tl.SyscallConn()
 	if err != nil {
@@ -158,7 +158,7 @@ func (s *FastServer) closeFDs() {
 
 func (s *FastServer) ctl(op, fd int, events uint32) error {
 	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
-	if err := unix.EpollCtl(s.epFD, op, fd, &ev); err != nil {
+	if err := sysEpollCtl(s.epFD, op, fd, &ev); err != nil {
 		return fmt.Errorf("fastproxy: epoll_ctl(%d, fd %d): %w", op, fd, err)
 	}
 	return nil
@@ -203,7 +203,7 @@ func (s *FastServer) Serve() error {
 		var waitErr error
 		_ = s.epFile.SetReadDeadline(time.Now().Add(sweepEvery))
 		err := raw.Read(func(fd uintptr) bool {
-			n, waitErr = unix.EpollWait(int(fd), events, 0)
+			n, waitErr = sysEpollPoll(int(fd), events)
 			if waitErr == unix.EINTR {
 				n, waitErr = 0, nil
 				return false
@@ -249,7 +249,7 @@ func (s *FastServer) acceptReady() {
 			}
 			return
 		}
-		nfd, sa, err := unix.Accept4(s.lnFD, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		nfd, clientIP, err := sysAccept4(s.lnFD)
 		if err != nil {
 			if err == unix.EAGAIN || err == unix.EINTR || err == unix.ECONNABORTED {
 				return
@@ -261,8 +261,8 @@ func (s *FastServer) acceptReady() {
 			s.log.Warn("accept failed", "error", err)
 			return
 		}
-		_ = unix.SetsockoptInt(nfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		c := &conn{fd: nfd, srv: s, clientIP: sockaddrIP(sa)}
+		sysSetNoDelay(nfd)
+		c := &conn{fd: nfd, srv: s, clientIP: clientIP}
 		c.lastActive.Store(nanotime())
 		s.connsMu.Lock()
 		s.conns[nfd] = c
@@ -297,6 +297,7 @@ func (s *FastServer) connReady(fd int, events uint32) {
 	c := s.conns[fd]
 	s.connsMu.Unlock()
 	if c == nil {
+		s.upstream.ready(fd, events)
 		return
 	}
 	readable := events&evReadable != 0
@@ -397,7 +398,7 @@ func (s *FastServer) sweep(now time.Time) {
 	for _, c := range expired {
 		if c.headerStart != 0 {
 			// A slow or stalled request head: tell the client why.
-			_, _ = unix.Write(c.fd, requestTimeoutAnswer)
+			_, _ = sysWrite(c.fd, requestTimeoutAnswer)
 		}
 		c.close()
 	}
@@ -469,20 +470,6 @@ func (s *FastServer) forceCloseAll() {
 func (s *FastServer) poke() {
 	one := [8]byte{1}
 	_, _ = unix.Write(s.wakeFD, one[:])
-}
-
-func sockaddrIP(sa unix.Sockaddr) string {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return net.IP(a.Addr[:]).String()
-	case *unix.SockaddrInet6:
-		ip := net.IP(a.Addr[:])
-		if v4 := ip.To4(); v4 != nil {
-			return v4.String()
-		}
-		return ip.String()
-	}
-	return ""
 }
 
 // nanotime is wall-clock nanoseconds; only differences matter.

@@ -30,28 +30,32 @@ func (w *worker) tunnel(c *conn, uc *upstreamConn, headN, headLen int, target *T
 	buf := *c.buf
 	if early := buf[headLen:c.n]; len(early) > 0 {
 		// Frames the client sent right behind its handshake.
-		if _, err := uc.nc.Write(early); err != nil {
+		if err := uc.write(early); err != nil {
 			s.upstream.discard(uc)
 			att.Done(upstream.Unreachable, latency)
 			return tryResult{status: 101, sentToClient: true, err: &exchangeError{status: 101}}
 		}
 	}
-	_ = uc.nc.SetDeadline(time.Time{})
+	backendConn, err := s.upstream.detach(uc)
+	if err != nil {
+		att.Done(upstream.Unreachable, latency)
+		return tryResult{status: 101, sentToClient: true, err: &exchangeError{status: 101}}
+	}
 	client, err := c.detach()
 	if err != nil {
-		s.upstream.discard(uc)
+		backendConn.Close()
 		att.Done(upstream.Canceled, latency)
 		return tryResult{status: 101, sentToClient: true, err: &exchangeError{status: 101, clientErr: true}}
 	}
 	s.tunnels.Add(1)
 	go func() {
 		defer s.tunnels.Done()
-		pipeBoth(client, uc.nc)
+		pipeBoth(client, backendConn)
 		s.connsMu.Lock()
 		delete(s.tunnelConns, client)
 		s.connsMu.Unlock()
 		client.Close()
-		s.upstream.discard(uc)
+		backendConn.Close()
 		att.Done(upstream.Success, latency)
 		if s.active.Add(-1) == 0 && s.closing.Load() {
 			s.poke()

@@ -59,7 +59,9 @@ type StaticResponse struct {
 }
 
 // Observer receives one record per finished request. It must be cheap and
-// safe for concurrent use: it runs on the request path.
+// safe for concurrent use: it runs on the request path. The record and its
+// strings are only valid during the call (the fast engine lends views of its
+// buffers); an observer that keeps anything copies it.
 type Observer interface {
 	ObserveRequest(rec *Record)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -123,7 +124,10 @@ type recorder struct {
 func (r *recorder) ObserveRequest(rec *Record) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.records = append(r.records, *rec)
+	kept := *rec // the strings are views valid only during the call
+	kept.Method, kept.Host, kept.Path = strings.Clone(rec.Method), strings.Clone(rec.Host), strings.Clone(rec.Path)
+	kept.RequestID, kept.Backend = strings.Clone(rec.RequestID), strings.Clone(rec.Backend)
+	r.records = append(r.records, kept)
 }
 
 func (r *recorder) all() []Record {
