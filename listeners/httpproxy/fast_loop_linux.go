@@ -232,6 +232,7 @@ func (s *FastServer) Serve() error {
 			lastSweep = now
 			s.sweep(now)
 			s.retireIdleWorkers()
+			s.maybeResumeAccept() // after a pause for lack of descriptors
 		}
 	}
 	return nil
@@ -255,7 +256,13 @@ func (s *FastServer) acceptReady() {
 				return
 			}
 			if err == unix.EMFILE || err == unix.ENFILE {
-				s.log.Warn("accept: out of file descriptors", "error", err)
+				// The listener stays readable while we cannot take the
+				// connection: stop watching it for a moment instead of
+				// spinning; the sweep resumes accepting.
+				s.log.Warn("accept: out of file descriptors; pausing accept", "error", err)
+				if s.accepting.CompareAndSwap(true, false) {
+					_ = s.ctl(unix.EPOLL_CTL_MOD, s.lnFD, 0)
+				}
 				return
 			}
 			s.log.Warn("accept failed", "error", err)
