@@ -113,10 +113,12 @@ func serve(args []string, stderr io.Writer) int {
 	if *format != "" {
 		logFormat = *format
 	}
+	logOut := proxy.NewLogWriter(stderr)
+	defer logOut.Close()
 	log := hclog.New(&hclog.LoggerOptions{
 		Name:       "switchyard",
 		Level:      hclog.LevelFromString(logLevel),
-		Output:     stderr,
+		Output:     logOut,
 		JSONFormat: logFormat == "json",
 	})
 
