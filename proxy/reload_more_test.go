@@ -268,3 +268,26 @@ upstream "p%d" {
 		return runtime.NumGoroutine() <= base+2
 	})
 }
+
+// TestRevertAfterFailedSaveClearsError: saving a broken file and then the
+// original bytes again is no new generation, but /status no longer shows
+// the error.
+func TestRevertAfterFailedSaveClearsError(t *testing.T) {
+	rt, path, _ := startRuntime(t, staticConfig("good"))
+	gen := rt.Status().Config.Generation
+	writeFileInPlace(t, path, staticConfig("good")+"\nbroken {")
+	if res := rt.Reload("test"); res.OK {
+		t.Fatal("broken file accepted")
+	}
+	if lr := rt.Status().Config.LastReload; lr == nil || lr.OK {
+		t.Fatalf("last_reload after a broken save: %+v", lr)
+	}
+	writeFileInPlace(t, path, staticConfig("good"))
+	if res := rt.Reload("test"); !res.OK || res.Changed {
+		t.Fatalf("revert: %+v", res)
+	}
+	st := rt.Status().Config
+	if st.LastReload == nil || !st.LastReload.OK || st.Generation != gen || st.Hash != st.FileHash {
+		t.Errorf("after the revert: generation %d (want %d), last_reload %+v, hash %s file_hash %s", st.Generation, gen, st.LastReload, st.Hash, st.FileHash)
+	}
+}

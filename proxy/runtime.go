@@ -130,6 +130,14 @@ func (r *Runtime) Reload(trigger string) ReloadResult {
 	r.log.Debug("reload finished", "trigger", trigger, "took", time.Since(began).String(), "ok", res.OK, "changed", res.Changed)
 	if res.OK && !res.Changed {
 		r.log.Debug("config unchanged; nothing to do", "trigger", trigger)
+		r.stateMu.Lock()
+		if r.lastReload != nil && !r.lastReload.OK {
+			// The file is back to what is running: the earlier error is
+			// no longer what /status should show.
+			r.lastReload = &res
+			r.log.Info("config file matches the running config again", "generation", res.Generation)
+		}
+		r.stateMu.Unlock()
 		return res
 	}
 	r.stateMu.Lock()
