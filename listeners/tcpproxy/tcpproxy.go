@@ -383,12 +383,18 @@ func copyHalf(dst, src net.Conn, activity *idleWatch) (int64, error) {
 // bulk, and the rest moves by io.Copy, which splices between TCP conns.
 func adaptiveCopy(dst, src net.Conn) (int64, error) {
 	buf := make([]byte, adaptiveBuf)
+	read := src.Read
+	write := func(p []byte) error { _, err := dst.Write(p); return err }
+	if rp, ok := newRawPipe(dst, src, buf); ok {
+		read = func([]byte) (int, error) { return rp.read() }
+		write = rp.write
+	}
 	var total int64
 	full := 0
 	for full < bulkAfter {
-		n, err := src.Read(buf)
+		n, err := read(buf)
 		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			if werr := write(buf[:n]); werr != nil {
 				return total, werr
 			}
 			total += int64(n)
