@@ -101,7 +101,7 @@ func (c *conn) close() {
 
 func (c *conn) releaseBuf() {
 	if c.buf != nil {
-		putBuf(c.buf)
+		c.srv.putBuf(c.buf)
 		c.buf = nil
 		c.n = 0
 		c.scanned = 0
@@ -203,11 +203,8 @@ func (c *conn) writeAll(p []byte, stall time.Duration) error {
 // Buffers: client read buffers are borrowed only while bytes are in flight.
 const clientBufSize = 8 * 1024
 
-type bufPool struct{ pool sync.Pool }
+// getBuf lends a client read buffer from the server's pool.
+func (s *FastServer) getBuf() *[]byte { return s.bufs.Get().(*[]byte) }
 
-// bufs is the package's buffer pool. A sync.Pool is safe to share and holds
-// no state anyone reads.
-var bufs = bufPool{pool: sync.Pool{New: func() any { b := make([]byte, clientBufSize); return &b }}}
-
-func getBuf() *[]byte  { return bufs.pool.Get().(*[]byte) }
-func putBuf(b *[]byte) { *b = (*b)[:cap(*b)]; bufs.pool.Put(b) }
+// putBuf returns a buffer; grown ones go back at their full size.
+func (s *FastServer) putBuf(b *[]byte) { *b = (*b)[:cap(*b)]; s.bufs.Put(b) }

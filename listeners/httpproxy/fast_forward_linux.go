@@ -82,7 +82,7 @@ func (w *worker) serve(c *conn) {
 	needRead := true
 	for {
 		if c.buf == nil {
-			c.buf = getBuf()
+			c.buf = s.getBuf()
 			c.n = 0
 		}
 		buf := *c.buf
@@ -134,7 +134,7 @@ func (w *worker) serve(c *conn) {
 				}
 				grown := make([]byte, min(2*len(buf), settings.MaxHeaderBytes+1024))
 				copy(grown, buf[:c.n])
-				putBuf(c.buf)
+				s.putBuf(c.buf)
 				c.buf = &grown
 			}
 			needRead = true
@@ -339,9 +339,6 @@ func (w *worker) forward(c *conn, headLen int, target *Target, requestID string,
 		if !canRetry {
 			break
 		}
-		if res.retryBackend {
-			continue
-		}
 	}
 	if hasBody && !bodyStarted {
 		if !w.discardBody(c, headLen) {
@@ -362,7 +359,6 @@ type tryResult struct {
 	tunnel       bool
 	err          *exchangeError
 	sentToClient bool // response bytes reached the client: no retry possible
-	retryBackend bool
 }
 
 func (w *worker) try(c *conn, headLen int, target *Target, requestID string, keepAlive bool, att *upstream.Attempt, deadline time.Time, bodyStarted *bool) tryResult {
@@ -386,7 +382,7 @@ func (w *worker) try(c *conn, headLen int, target *Target, requestID string, kee
 		}
 		if err != nil {
 			att.Done(upstream.Unreachable, time.Since(deadline.Add(-target.Timeout)))
-			return tryResult{err: &exchangeError{status: 502, msg: "bad gateway: cannot connect to a backend", dial: true}, retryBackend: true}
+			return tryResult{err: &exchangeError{status: 502, msg: "bad gateway: cannot connect to a backend", dial: true}}
 		}
 		start := deadline.Add(-target.Timeout)
 		uc.setDeadline(deadline, target.Timeout)
@@ -403,7 +399,7 @@ func (w *worker) try(c *conn, headLen int, target *Target, requestID string, kee
 				continue // a pooled connection the backend had closed: once more, fresh
 			}
 			att.Done(upstream.Unreachable, time.Since(start))
-			return tryResult{err: werr, retryBackend: true}
+			return tryResult{err: werr}
 		}
 
 		// Response head (skipping interim 1xx other than 101).
@@ -415,10 +411,10 @@ func (w *worker) try(c *conn, headLen int, target *Target, requestID string, kee
 			}
 			if isTimeout(rerr) {
 				att.Done(upstream.Unreachable, time.Since(start))
-				return tryResult{err: &exchangeError{status: 504, msg: "upstream timeout"}, retryBackend: true}
+				return tryResult{err: &exchangeError{status: 504, msg: "upstream timeout"}}
 			}
 			att.Done(upstream.Unreachable, time.Since(start))
-			return tryResult{err: &exchangeError{status: 502, msg: "bad gateway: upstream protocol error"}, retryBackend: true}
+			return tryResult{err: &exchangeError{status: 502, msg: "bad gateway: upstream protocol error"}}
 		}
 		latency := time.Since(start)
 		resp := &w.resp
@@ -438,7 +434,7 @@ func (w *worker) try(c *conn, headLen int, target *Target, requestID string, kee
 				s.upstream.discard(uc)
 			}
 			att.Done(upstream.Failure, latency)
-			return tryResult{err: &exchangeError{status: resp.Status, msg: "upstream answered " + strconv.Itoa(resp.Status)}, retryBackend: true}
+			return tryResult{err: &exchangeError{status: resp.Status, msg: "upstream answered " + strconv.Itoa(resp.Status)}}
 		}
 
 		keep := keepAlive && !resp.UntilClose

@@ -59,6 +59,7 @@ type FastServer struct {
 
 	work        chan *conn    // idle workers wait here
 	idleWorkers atomic.Int64  // workers waiting for a connection
+	bufs        sync.Pool     // client read buffers, lent only while bytes are in flight
 	quit        chan struct{} // closed by Shutdown: idle workers exit
 	workers     sync.WaitGroup
 	tunnels     sync.WaitGroup // upgraded connections
@@ -102,6 +103,7 @@ func NewFastServer(ln net.Listener, opts *Options, settings Settings, log hclog.
 	s.opts.Store(opts)
 	s.settings.Store(&settings)
 	s.upstream = newUpstreamPool(s)
+	s.bufs.New = func() any { b := make([]byte, clientBufSize); return &b }
 
 	raw, err := tl.SyscallConn()
 	if err != nil {
