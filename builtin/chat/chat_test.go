@@ -784,10 +784,15 @@ func TestPageServedWithoutUpgrade(t *testing.T) {
 			t.Errorf("page lacks %q", want)
 		}
 	}
-	for _, external := range []string{"<script src", "<link", "http://", "https://"} {
+	for _, external := range []string{"<script src", "<link rel=\"stylesheet\"", "http://", "https://"} {
 		if strings.Contains(page, external) {
 			t.Errorf("page refers to something external (%q)", external)
 		}
+	}
+	// The only link is an inline (empty) icon, so browsers do not ask the
+	// server, or a proxy in front of it, for /favicon.ico.
+	if n, inline := strings.Count(page, "<link"), strings.Count(page, `<link rel="icon" href="data:,">`); n != inline {
+		t.Errorf("page has %d <link> elements, %d of them the inline icon", n, inline)
 	}
 
 	resp, err = client.Get("http://" + addr + "/chat/bad%20room")
