@@ -122,6 +122,7 @@ type Attempt struct {
 	backend     *Backend
 	breakerDone func(error)
 	ended       atomic.Bool
+	settled     atomic.Bool // outcome reported (by Settle or Done)
 	selection   selection // used only while Acquire runs
 }
 
@@ -136,8 +137,28 @@ func (a *Attempt) Done(outcome Outcome, latency time.Duration) {
 	if !a.ended.CompareAndSwap(false, true) {
 		return
 	}
+	a.backend.state.active.Add(-1)
+	a.settle(outcome, latency)
+}
+
+// Settle reports the outcome to the breaker, passive health and the
+// latency estimate now, while the attempt stays in flight (it still counts
+// as an active connection until Done). Long-lived sessions use it once they
+// are connected: a half-open breaker's probe is then decided by the connect,
+// not held until the session ends. Done after Settle only ends the attempt;
+// a second Settle does nothing.
+func (a *Attempt) Settle(outcome Outcome, latency time.Duration) {
+	if a.ended.Load() {
+		return
+	}
+	a.settle(outcome, latency)
+}
+
+func (a *Attempt) settle(outcome Outcome, latency time.Duration) {
+	if !a.settled.CompareAndSwap(false, true) {
+		return
+	}
 	state := a.backend.state
-	state.active.Add(-1)
 	switch outcome {
 	case Success:
 		a.breakerDone(nil)

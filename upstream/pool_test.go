@@ -206,3 +206,44 @@ func TestAnswered5xxLeavesPassiveHealthToTheBreaker(t *testing.T) {
 		t.Fatal("unreachable attempts did not mark the backend unhealthy")
 	}
 }
+
+// TestSettleFreesHalfOpenProbe: a long session settled as a success at
+// connect time closes a half-open breaker at once and frees its probe,
+// while it still counts as active until Done.
+func TestSettleFreesHalfOpenProbe(t *testing.T) {
+	cfg := poolConfig("settle", StrategyRoundRobin, 1)
+	cfg.Breaker = BreakerConfig{ConsecutiveFailures: 1, OpenTimeout: 20 * time.Millisecond, HalfOpenRequests: 1}
+	p := mustPool(t, testRegistry(nil), cfg)
+	b := member(p, 0)
+	acquireOn(t, p, b).Done(Failure, time.Millisecond)
+	if b.BreakerState() != "open" {
+		t.Fatalf("breaker %s after a failure, want open", b.BreakerState())
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	var probe *Attempt
+	for probe == nil {
+		if a, err := p.Acquire("", nil); err == nil {
+			probe = a
+		} else if time.Now().After(deadline) {
+			t.Fatal("breaker never let a probe through")
+		} else {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	probe.Settle(Success, time.Millisecond)
+	if b.BreakerState() != "closed" {
+		t.Fatalf("breaker %s after the probe settled as a success, want closed", b.BreakerState())
+	}
+	if b.ActiveConnections() != 1 {
+		t.Fatalf("active %d while the session runs, want 1", b.ActiveConnections())
+	}
+	other, err := p.Acquire("", nil)
+	if err != nil {
+		t.Fatalf("a second connection was refused while the first session runs: %v", err)
+	}
+	other.Done(Success, time.Millisecond)
+	probe.Done(Success, time.Hour) // ends the session; must not count twice
+	if b.ActiveConnections() != 0 || b.Requests() != 3 || b.Failures() != 1 {
+		t.Errorf("after the sessions: active %d requests %d failures %d", b.ActiveConnections(), b.Requests(), b.Failures())
+	}
+}

@@ -254,21 +254,18 @@ func (s *Server) serveSession(sess *session, opts *Options) {
 	}
 	rec.Connected = true
 	rec.Backend = att.Backend().Address()
+	// A TCP backend is judged by its connect: that settles the breaker (a
+	// half-open probe is decided now, not held for the whole session) and
+	// the latency estimate (a session's length is the client's business;
+	// feeding it to the peak-EWMA would make least_latency shun backends
+	// with long sessions). The session still counts as active until it ends.
+	att.Settle(upstream.Success, dialTime)
 
-	in, out, end := s.pipe(sess.client, backendConn, opts.IdleTimeout)
+	in, out, _ := s.pipe(sess.client, backendConn, opts.IdleTimeout)
 	rec.BytesIn, rec.BytesOut = in, out
 	s.bytesIn.Add(uint64(in))
 	s.bytesOut.Add(uint64(out))
-	outcome := upstream.Success
-	if end == endError {
-		// A reset mid-session (or our own shutdown) says little about the
-		// backend's health; do not feed it to the breaker.
-		outcome = upstream.Canceled
-	}
-	// The latency a TCP backend is judged by is how fast it accepts: a
-	// session's length is the client's business, and feeding it to the
-	// peak-EWMA would make least_latency shun backends with long sessions.
-	att.Done(outcome, dialTime)
+	att.Done(upstream.Success, dialTime)
 }
 
 // connect dials backends in strategy order until one answers, counting every
