@@ -123,7 +123,7 @@ type Attempt struct {
 	breakerDone func(error)
 	ended       atomic.Bool
 	settled     atomic.Bool // outcome reported (by Settle or Done)
-	selection   selection // used only while Acquire runs
+	selection   selection   // used only while Acquire runs
 }
 
 // Backend returns the backend the attempt was admitted on.
