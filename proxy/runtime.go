@@ -330,6 +330,7 @@ func (r *Runtime) commit(snap *Snapshot, p *plan) {
 
 	r.restartHealthChecks(snap)
 	r.registry.Retain(snap.Pools)
+	r.metrics.RetainRoutes(routeKeys(snap.Config))
 	if prev != nil {
 		for name, t := range prev.transports {
 			if snap.transports[name] != t {
@@ -344,6 +345,17 @@ func (r *Runtime) setEndpoint(e *endpoint) {
 	r.endpointsMu.Lock()
 	r.endpoints[e.spec.key()] = e
 	r.endpointsMu.Unlock()
+}
+
+// routeKeys lists the metric identity of every route in cfg.
+func routeKeys(cfg *config.Config) []metrics.RouteKey {
+	var keys []metrics.RouteKey
+	for _, l := range cfg.Listeners {
+		for _, rt := range l.Routes {
+			keys = append(keys, metrics.RouteKey{Listener: l.Name, Route: rt.Name, Upstream: rt.Upstream})
+		}
+	}
+	return keys
 }
 
 // bindWithin retries a bind while a removed endpoint releases the address.

@@ -181,3 +181,37 @@ func statusCode(code int) string {
 	}
 	return strconv.Itoa(code)
 }
+
+// RouteKey names the request series of one route of one listener.
+type RouteKey struct{ Listener, Route, Upstream string }
+
+// RetainRoutes drops the request series of every (listener, route,
+// upstream) not in live, so renaming or removing routes across reloads
+// does not grow /metrics without bound. Unmatched requests (route "") are
+// always kept. A request of an old generation still in flight may bring a
+// dropped series back; the next reload drops it again.
+func (m *Metrics) RetainRoutes(live []RouteKey) {
+	keep := make(map[RouteKey]bool, len(live))
+	for _, k := range live {
+		keep[k] = true
+	}
+	m.seriesMu.Lock()
+	defer m.seriesMu.Unlock()
+	current := *m.series.Load()
+	next := make(map[seriesKey]*requestSeries, len(current))
+	dropped := make(map[RouteKey]bool)
+	for key, s := range current {
+		rk := RouteKey{Listener: key.listener, Route: key.route, Upstream: key.upstream}
+		if key.route == "" || keep[rk] {
+			next[key] = s
+			continue
+		}
+		dropped[rk] = true
+	}
+	m.series.Store(&next)
+	for rk := range dropped {
+		labels := prometheus.Labels{"listener": rk.Listener, "route": rk.Route, "upstream": rk.Upstream}
+		m.requests.DeletePartialMatch(labels)
+		m.duration.DeletePartialMatch(labels)
+	}
+}

@@ -279,3 +279,39 @@ func BenchmarkWithLabelValues(b *testing.B) {
 		m.duration.WithLabelValues("web", "api", "api").Observe(0.003)
 	}
 }
+
+// TestRetainRoutesDropsRemovedSeries: series of routes that left the config
+// disappear from the registry; live ones and unmatched requests stay.
+func TestRetainRoutesDropsRemovedSeries(t *testing.T) {
+	m := New()
+	for _, rec := range []*httpproxy.Record{
+		{Listener: "web", Route: "old", Upstream: "api", Status: 200},
+		{Listener: "web", Route: "kept", Upstream: "api", Status: 200},
+		{Listener: "web", Route: "", Upstream: "", Status: 404},
+	} {
+		m.ObserveRequest(rec)
+	}
+	m.RetainRoutes([]RouteKey{{Listener: "web", Route: "kept", Upstream: "api"}})
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := map[string]bool{}
+	for _, f := range families {
+		if f.GetName() != "switchyard_requests_total" {
+			continue
+		}
+		for _, metric := range f.GetMetric() {
+			for _, l := range metric.GetLabel() {
+				if l.GetName() == "route" {
+					routes[l.GetValue()] = true
+				}
+			}
+		}
+	}
+	if routes["old"] || !routes["kept"] || !routes[""] {
+		t.Errorf("routes left in switchyard_requests_total: %v; want kept and the unmatched one only", routes)
+	}
+	// A request on the kept route still counts on the cached series.
+	m.ObserveRequest(&httpproxy.Record{Listener: "web", Route: "kept", Upstream: "api", Status: 200})
+}
