@@ -60,7 +60,9 @@ func TestRapidSavesCoalesce(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "last save served", func() bool { _, b, _ := getBody(t, web); return b == "v100" })
 	gen := rt.Status().Config.Generation
-	if gen < 2 || gen > 60 {
+	// Each save is a burst of events (truncate, write; or create, rename):
+	// even on a busy machine the 100 saves must not make 100 generations.
+	if gen < 2 || gen >= 100 {
 		t.Errorf("100 rapid saves made generation %d; expected them to coalesce", gen)
 	}
 	// Settle: no further reloads pending (the file is unchanged from here on).
