@@ -456,6 +456,7 @@ func (s *FastServer) forceCloseAll() {
 		c.mu.Lock()
 		switch c.state {
 		case stateWaiting:
+			c.state = stateBusy // handed back to its worker, which now fails fast
 			select {
 			case c.wake <- struct{}{}:
 			default:
