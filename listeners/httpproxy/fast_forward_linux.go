@@ -222,15 +222,7 @@ func (w *worker) handle(c *conn, headLen int) (keep, tunnel bool) {
 		end := time.Now()
 		rec.Duration = end.Sub(start)
 		c.lastActive.Store(end.UnixNano())
-		if s.observer != nil {
-			s.observer.ObserveRequest(rec)
-		}
-		if opts.AccessLog {
-			s.log.Info("access",
-				"listener", rec.Listener, "method", rec.Method, "host", rec.Host, "path", rec.Path,
-				"status", rec.Status, "route", rec.Route, "upstream", rec.Upstream, "backend", rec.Backend,
-				"duration", rec.Duration.String(), "bytes", rec.Bytes, "request_id", rec.RequestID)
-		}
+		finishRequest(opts, rec, s.observer, s.log)
 	}()
 
 	keepAlive := req.KeepAlive && !s.closing.Load()

@@ -209,11 +209,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) finish(opts *Options, rec *Record) {
-	if h.observer != nil {
-		h.observer.ObserveRequest(rec)
+	finishRequest(opts, rec, h.observer, h.log)
+}
+
+// finishRequest reports a finished request, the same way for both engines:
+// to the observer (metrics) and, when enabled, as one access log line.
+func finishRequest(opts *Options, rec *Record, observer Observer, log hclog.Logger) {
+	if observer != nil {
+		observer.ObserveRequest(rec)
 	}
 	if opts.AccessLog {
-		h.log.Info("access",
+		log.Info("access",
 			"listener", rec.Listener, "method", rec.Method, "host", rec.Host, "path", rec.Path,
 			"status", rec.Status, "route", rec.Route, "upstream", rec.Upstream, "backend", rec.Backend,
 			"duration", rec.Duration.String(), "bytes", rec.Bytes, "request_id", rec.RequestID)
