@@ -37,8 +37,9 @@ type ReloadOutcome struct {
 	Diagnostics []string
 }
 
-// NewHandler returns the admin endpoint's handler.
-func NewHandler(rt Runtime, gatherer prometheus.Gatherer) http.Handler {
+// NewHandler returns the admin endpoint's handler. It refuses foreign Host
+// values (DNS rebinding) and cross-site state-changing requests; see guard.
+func NewHandler(rt Runtime, gatherer prometheus.Gatherer, opts ...Option) http.Handler {
 	mux := http.NewServeMux()
 	page, pageErr := dashboardFS.ReadFile("dashboard/index.html")
 	csp := contentSecurityPolicy(page)
@@ -75,7 +76,11 @@ func NewHandler(rt Runtime, gatherer prometheus.Gatherer) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"generation": res.Generation, "changed": res.Changed})
 	})
-	return mux
+	g := &guard{next: mux, hosts: map[string]bool{}}
+	for _, opt := range opts {
+		opt(g)
+	}
+	return g
 }
 
 // inlineBlock matches the dashboard's inline <script> and <style> blocks.
