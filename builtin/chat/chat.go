@@ -89,6 +89,12 @@ const (
 	// ours (or, after a protocol error, for the peer to stop sending), so the
 	// peer reads our close code instead of a TCP reset.
 	closeGrace = 2 * time.Second
+	// lingerLimit bounds what we read and discard after closing a connection
+	// for breaking a rule (see client.linger): enough for the rest of a
+	// message a little over MaxMessageSize, so its sender reads our close
+	// frame rather than a reset, and no more, so that a frame header
+	// declaring 2^40 bytes costs us next to nothing.
+	lingerLimit = 64 << 10
 	// defaultSendQueue is how many events may wait for one client's writer.
 	// The kernel socket buffer absorbs bursts before this fills, so a full
 	// queue means the client has stopped reading.

@@ -101,9 +101,15 @@ func (c *client) readLoop() (mustLinger bool) {
 				// the reply if one was due.
 				return false
 			case errors.Is(err, websocket.ErrReadLimit):
-				// gorilla has sent close 1009 already.
-				c.markClosing()
+				// gorilla refuses the frame from its header, without reading
+				// the payload, and has usually sent close 1009 already; not
+				// when the declared length overflows int64 (alone or added
+				// to the earlier fragments), so send it here. A second close
+				// frame is never written: gorilla answers ErrCloseSent.
+				c.sendClose(websocket.CloseMessageTooBig, "message too big")
 				c.srv.log.Debug("message too big; closed", "room", c.room.name, "name", c.name)
+				// The rest of the declared payload may still be coming;
+				// linger discards only a little of it.
 				return true
 			default:
 				c.srv.log.Debug("connection ended", "room", c.room.name, "name", c.name, "error", err)
@@ -142,17 +148,20 @@ func (c *client) closeNow(code int, text string) {
 }
 
 // linger half-closes our side and discards what the peer still sends until
-// it closes too or closeGrace passes. Closing a socket with unread data makes
-// the kernel send a reset, which can destroy our close frame before the peer
-// reads it; the FIN tells a peer waiting for the server to close (as RFC 6455
-// asks clients to) that it may.
+// it closes too, closeGrace passes or lingerLimit bytes have been discarded.
+// Closing a socket with unread data makes the kernel send a reset, which can
+// destroy our close frame before the peer reads it; the FIN tells a peer
+// waiting for the server to close (as RFC 6455 asks clients to) that it may.
+// The byte limit is what keeps a peer that declared a huge frame (or keeps
+// sending after our close) from having us read its stream for closeGrace:
+// past it the peer is not winding down, and we close at once.
 func (c *client) linger() {
 	nc := c.conn.NetConn()
 	nc.SetReadDeadline(time.Now().Add(c.srv.timing.closeGrace))
 	if hc, ok := nc.(interface{ CloseWrite() error }); ok {
 		hc.CloseWrite()
 	}
-	io.Copy(io.Discard, nc)
+	io.CopyN(io.Discard, nc, lingerLimit)
 }
 
 // markClosing stops event delivery because a close frame is on its way.
