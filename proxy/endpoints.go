@@ -255,7 +255,7 @@ func (r *Runtime) newHTTPListener(ln net.Listener, opts *httpproxy.Options, l *c
 }
 
 func httpSettings(l *config.Listener) httpproxy.Settings {
-	return httpproxy.Settings{MaxConnections: l.MaxConnections, IdleTimeout: l.IdleTimeout, Engine: l.Engine}
+	return httpproxy.Settings{MaxConnections: l.MaxConnections, IdleTimeout: l.IdleTimeout, RequestBodyTimeout: l.RequestBodyTimeout, Engine: l.Engine}
 }
 
 func responderOptions(b *config.Builtin) responder.Options {

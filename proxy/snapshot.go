@@ -13,6 +13,7 @@ import (
 	"slices"
 
 	"switchyard/listeners/httpproxy"
+	"switchyard/listeners/l7"
 	"switchyard/listeners/routing"
 	"switchyard/listeners/tcpproxy"
 	"switchyard/proxy/config"
@@ -96,6 +97,10 @@ func compile(cfg *config.Config, src []byte, reg *upstream.Registry, prev *Snaps
 				Listener:  l.Name,
 				Table:     routing.NewTable(routes),
 				AccessLog: cfg.Log.Access,
+				Forward: l7.ForwardPolicy{
+					TrustedProxies:   l.TrustedProxies,
+					AllowUnderscores: l.UnderscoresInHeaders,
+				},
 			}
 		case "tcp":
 			snap.TCP[l.Name] = &tcpproxy.Options{

@@ -122,6 +122,7 @@ func splitFieldLine(line []byte) (name, value []byte, code errCode) {
 // pass so requests and responses apply their own rules to it.
 type framing struct {
 	contentLength   int64 // -1: no Content-Length field
+	otherCoding     bool  // a transfer coding other than chunked was listed
 	hasTE           bool
 	chunkedFinal    bool // the last transfer coding is chunked
 	chunkedSeen     bool
@@ -199,44 +200,32 @@ func scanConnection(v []byte, f *framing) {
 // never overflows.
 const maxContentLength = 1<<63 - 1
 
-// scanContentLength parses one Content-Length field value: 1*DIGIT, or a
-// list of identical values (RFC 9110 §8.6), which must also equal any value
-// seen in an earlier field. Empty list elements are rejected: framing fields
-// must be unambiguous.
+// scanContentLength parses one Content-Length field value: 1*DIGIT, which
+// must equal any value seen in an earlier field (repeated identical fields
+// are that value, RFC 9110 §8.6). A list in one field ("5, 5") is refused,
+// as net/http refuses it: both engines must frame a request alike, and the
+// proxy states one Content-Length of its own upstream.
 func scanContentLength(v []byte, f *framing) errCode {
+	v = trimOWS(v)
 	if len(v) == 0 {
 		return errContentLengthSyntax
 	}
-	for {
-		comma := bytes.IndexByte(v, ',')
-		elem := v
-		if comma >= 0 {
-			elem = v[:comma]
-		}
-		elem = trimOWS(elem)
-		if len(elem) == 0 {
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
 			return errContentLengthSyntax
 		}
-		var n int64
-		for _, c := range elem {
-			if c < '0' || c > '9' {
-				return errContentLengthSyntax
-			}
-			d := int64(c - '0')
-			if n > (maxContentLength-d)/10 {
-				return errContentLengthSyntax
-			}
-			n = n*10 + d
+		d := int64(c - '0')
+		if n > (maxContentLength-d)/10 {
+			return errContentLengthSyntax
 		}
-		if f.contentLength >= 0 && f.contentLength != n {
-			return errContentLengthMismatch
-		}
-		f.contentLength = n
-		if comma < 0 {
-			return errNone
-		}
-		v = v[comma+1:]
+		n = n*10 + d
 	}
+	if f.contentLength >= 0 && f.contentLength != n {
+		return errContentLengthMismatch
+	}
+	f.contentLength = n
+	return errNone
 }
 
 // scanTransferEncoding folds one Transfer-Encoding field value into f.
@@ -271,6 +260,7 @@ func scanTransferEncoding(v []byte, f *framing) errCode {
 			f.chunkedFinal = true
 		} else {
 			f.chunkedFinal = false
+			f.otherCoding = true
 			if !knownCoding(elem) {
 				f.unknownCoding = true
 			}

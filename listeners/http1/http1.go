@@ -11,13 +11,14 @@
 //     believing Transfer-Encoding; the hop before us may have believed
 //     Content-Length). In a response: 502.
 //   - Transfer-Encoding whose final coding is not chunked: 400 (§6.3). chunked
-//     twice: 400 (§6.1). A coding other than gzip, x-gzip, deflate, compress
-//     or x-compress before chunked: 501 (§6.1 "not understood"). Parameters,
+//     twice: 400 (§6.1). Any coding besides chunked in a request: 501 (§6.1
+//     "not understood"; the proxy re-states the framing and does not carry
+//     other codings). Parameters,
 //     quoted strings or empty list elements in Transfer-Encoding: 400.
 //     Transfer-Encoding in an HTTP/1.0 message: 400 (§6.1 "faulty framing").
-//   - Content-Length: 1*DIGIT up to 2^63-1; a list or repeated field of equal
-//     values is that value (RFC 9110 §8.6); anything else, including empty
-//     list elements, is 400.
+//   - Content-Length: 1*DIGIT up to 2^63-1; repeated fields of equal value
+//     are that value (RFC 9110 §8.6); anything else, a list in one field
+//     included, is 400.
 //   - obs-fold and whitespace before the first field line: 400 (§5.2, §2.2).
 //     Whitespace between a field name and its colon: 400 (§5.1). CR, LF, NUL
 //     and every other control character except HTAB in a field value: 400.

@@ -392,7 +392,10 @@ func applyRequestFields(req *Request) errCode {
 			return errTEChunkedNotFinal
 		case f.chunkedTwice:
 			return errTEChunkedTwice
-		case f.unknownCoding:
+		case f.unknownCoding, f.otherCoding:
+			// Only "chunked" alone is served, as nginx and net/http do:
+			// the proxy re-states the framing upstream and would
+			// otherwise have to carry other codings it does not apply.
 			return errTEUnknownCoding
 		}
 		req.Chunked = true

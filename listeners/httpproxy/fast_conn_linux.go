@@ -99,6 +99,25 @@ func (c *conn) close() {
 	s.maybeResumeAccept()
 }
 
+// lingerClose closes after a refusal the client may still be sending
+// into: it shuts down writing, then reads and drops input for a bounded
+// time and amount (lingerTime, lingerBytes), so that unread input does not
+// turn the close into a reset that destroys the answer before the client
+// reads it (nginx's lingering close). scratch is any spare buffer.
+func (c *conn) lingerClose(scratch []byte) {
+	if unix.Shutdown(c.fd, unix.SHUT_WR) == nil {
+		deadline := time.Now().Add(lingerTime)
+		for total := 0; total < lingerBytes; {
+			n, err := c.readSome(scratch, time.Until(deadline))
+			if err != nil {
+				break
+			}
+			total += n
+		}
+	}
+	c.close()
+}
+
 func (c *conn) releaseBuf() {
 	if c.buf != nil {
 		c.srv.putBuf(c.buf)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"unsafe"
 
 	"switchyard/listeners/http1"
+	"switchyard/listeners/l7"
 	"switchyard/listeners/routing"
 	"switchyard/upstream"
 )
@@ -29,11 +29,22 @@ type worker struct {
 	headerFn func(string) string
 	tried    []*upstream.Backend
 	// stall bounds each wait for a slow client (the listener's idle
-	// timeout); now is when the current request started.
-	stall time.Duration
-	now   time.Time
-	rec   Record
-	rid   [32]byte // a generated X-Request-Id, hex
+	// timeout); bodyStall each wait for request body bytes
+	// (request_body_timeout); now is when the current request started.
+	stall     time.Duration
+	bodyStall time.Duration
+	now       time.Time
+	deadline  time.Time // the current try's route timeout
+	// path is the request's normalised path (l7.NormalizePath): a view of
+	// the request buffer or of pathBuf; pathBuf is its scratch space.
+	path    []byte
+	pathBuf []byte
+	// Per request: the peer is a trusted proxy; the client asked for a
+	// WebSocket upgrade, the only one passed on.
+	trusted   bool
+	websocket bool
+	rec       Record
+	rid       [32]byte // a generated X-Request-Id, hex
 	// pending is the attempt whose upstream exchange is being relayed; it
 	// ends as soon as the backend's part is complete, before the last
 	// write to the client, so backend state is settled by the time the
@@ -129,7 +140,7 @@ func (w *worker) serve(c *conn) {
 			if c.n == len(buf) {
 				if len(buf) >= settings.MaxHeaderBytes+1024 {
 					w.writeError(c, 431, "request header fields too large", "", false)
-					c.close()
+					c.lingerClose(w.copyBuf)
 					return
 				}
 				grown := make([]byte, min(2*len(buf), settings.MaxHeaderBytes+1024))
@@ -147,7 +158,7 @@ func (w *worker) serve(c *conn) {
 				status = pe.Status
 			}
 			w.writeError(c, status, http.StatusText(status)+": "+err.Error(), "", false)
-			c.close()
+			c.lingerClose(w.copyBuf)
 			return
 		}
 		c.headerStart = 0
@@ -206,6 +217,7 @@ func (w *worker) handle(c *conn, headLen int) (keep, tunnel bool) {
 	opts := s.opts.Load()
 	settings := s.settings.Load()
 	w.stall = settings.IdleTimeout
+	w.bodyStall = settings.RequestBodyTimeout
 	w.now = start
 
 	// The record and its strings are views into this worker's buffers,
@@ -218,6 +230,14 @@ func (w *worker) handle(c *conn, headLen int) (keep, tunnel bool) {
 	}
 	rec.RequestID = requestID
 	rec.Method, rec.Host, rec.Path = b2s(req.Method), b2s(req.Host), b2s(req.Path)
+	w.path = req.Path
+	norm, changed, perr := l7.NormalizePath(w.pathBuf, req.Path)
+	if changed {
+		w.pathBuf, w.path = norm, norm
+		rec.Path = b2s(norm)
+	}
+	w.trusted = len(opts.Forward.TrustedProxies) > 0 && opts.Forward.Trusts(c.clientIP)
+	w.websocket = req.Upgrade && l7.IsWebSocketUpgrade(w.requestHeader("Upgrade"))
 	defer func() {
 		end := time.Now()
 		rec.Duration = end.Sub(start)
@@ -226,10 +246,18 @@ func (w *worker) handle(c *conn, headLen int) (keep, tunnel bool) {
 	}()
 
 	keepAlive := req.KeepAlive && !s.closing.Load()
+	if perr != nil {
+		if !w.discardBody(c, headLen) {
+			keepAlive = false
+		}
+		rec.Status = 400
+		rec.Bytes = int64(w.writeError(c, 400, "bad request: "+perr.Error(), requestID, keepAlive))
+		return keepAlive, false
+	}
 	route := opts.Table.Match(routing.Request{
 		Method: b2s(req.Method),
 		Host:   b2s(req.Host),
-		Path:   b2s(req.Path),
+		Path:   b2s(w.path),
 		Header: w.headerFn,
 	})
 	if route == nil {
@@ -237,7 +265,7 @@ func (w *worker) handle(c *conn, headLen int) (keep, tunnel bool) {
 			keepAlive = false
 		}
 		rec.Status = 404
-		rec.Bytes = int64(w.writeError(c, 404, "no route matches "+string(req.Method)+" "+string(req.Path), requestID, keepAlive))
+		rec.Bytes = int64(w.writeError(c, 404, "no route matches "+string(req.Method)+" "+string(w.path), requestID, keepAlive))
 		return keepAlive, false
 	}
 	target := route.Target
@@ -278,7 +306,7 @@ func (w *worker) forward(c *conn, headLen int, target *Target, requestID string,
 	pool := target.Pool
 	hasBody := req.ContentLength > 0 || req.Chunked
 	idem := idempotentMethod(req.Method)
-	upgrade := req.Upgrade
+	upgrade := w.websocket
 	bodyStarted := false // some body bytes have left the client buffer
 
 	hashKey := ""
@@ -286,7 +314,7 @@ func (w *worker) forward(c *conn, headLen int, target *Target, requestID string,
 	case upstream.HashClientIP:
 		hashKey = c.clientIP
 	case upstream.HashPath:
-		hashKey = b2s(req.Path)
+		hashKey = b2s(w.path)
 	case upstream.HashHeader:
 		hashKey = w.requestHeader(header)
 	}
@@ -310,6 +338,7 @@ func (w *worker) forward(c *conn, headLen int, target *Target, requestID string,
 			tryStart = time.Now()
 		}
 		deadline := tryStart.Add(target.Timeout)
+		w.deadline = deadline
 		res := w.try(c, headLen, target, requestID, keepAlive, att, deadline, &bodyStarted)
 		if res.err == nil {
 			return res.status, res.bytes, res.keep, res.tunnel, backend
@@ -415,10 +444,18 @@ func (w *worker) try(c *conn, headLen int, target *Target, requestID string, kee
 			outcome = upstream.Failure
 		}
 
-		if resp.Status == 101 && req.Upgrade {
-			return w.tunnel(c, uc, headN, headLen, target, requestID, att, latency)
+		if resp.Status == 101 {
+			if w.websocket && l7.IsWebSocketUpgrade(responseHeader(resp, "Upgrade")) {
+				return w.tunnel(c, uc, headN, headLen, target, requestID, att, latency)
+			}
+			// A switch nobody asked for (or to another protocol than
+			// WebSocket): never relayed, it would open a tunnel past the
+			// routes.
+			s.upstream.discard(uc)
+			att.Done(upstream.Failure, latency)
+			return tryResult{err: &exchangeError{status: 502, msg: "bad gateway: the backend switched protocols unasked"}}
 		}
-		if replayable && !req.Upgrade && retryableStatus(resp.Status) && w.retriesLeft(target) {
+		if replayable && !w.websocket && retryableStatus(resp.Status) && w.retriesLeft(target) {
 			// Nothing has reached the client: drop this answer, try elsewhere.
 			if w.skipResponseBody(uc, headN) {
 				s.upstream.put(uc, w.now)
@@ -476,11 +513,6 @@ func (w *worker) finishAttempt(upstreamOK, clientOK bool) {
 // retriesLeft reports whether another try may follow the current one.
 func (w *worker) retriesLeft(target *Target) bool {
 	return len(w.tried) <= target.Retries
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func isConnReset(err error) bool {
@@ -541,6 +573,29 @@ func (w *worker) writeRequest(c *conn, uc *upstreamConn, headLen int, target *Ta
 	return w.streamRequestBody(c, uc, req.ContentLength-int64(inBuf))
 }
 
+// bodyWait is how long the next wait for request body bytes may last: the
+// listener's request_body_timeout, cut to what is left of the route
+// timeout, which covers the whole exchange (SPEC §2).
+func (w *worker) bodyWait() time.Duration {
+	wait := w.bodyStall
+	if left := time.Until(w.deadline); left < wait {
+		wait = max(left, 0)
+	}
+	return wait
+}
+
+// bodyReadError classifies a failed read of the client's body: the route
+// timeout ran out (504), the client paused too long (408), or it broke off.
+func (w *worker) bodyReadError(err error) *exchangeError {
+	switch {
+	case err == errTimeout && !time.Now().Before(w.deadline):
+		return &exchangeError{status: 504, msg: "upstream timeout", clientErr: true}
+	case err == errTimeout:
+		return &exchangeError{status: 408, msg: "request body timeout", clientErr: true}
+	}
+	return &exchangeError{status: 400, msg: "client body read failed", clientErr: true}
+}
+
 // streamRequestBody copies the rest of the request body from the client:
 // remaining bytes of a Content-Length body, or a chunked body to its end.
 func (w *worker) streamRequestBody(c *conn, uc *upstreamConn, remaining int64) *exchangeError {
@@ -550,9 +605,9 @@ func (w *worker) streamRequestBody(c *conn, uc *upstreamConn, remaining int64) *
 		if !req.Chunked && int64(len(p)) > remaining {
 			p = p[:remaining]
 		}
-		n, err := c.readSome(p, w.stall)
+		n, err := c.readSome(p, w.bodyWait())
 		if err != nil {
-			return &exchangeError{status: 400, msg: "client body read failed", clientErr: true}
+			return w.bodyReadError(err)
 		}
 		chunk := p[:n]
 		done := false
@@ -597,14 +652,18 @@ func (w *worker) stash(c *conn, rest []byte) {
 	c.n += len(rest)
 }
 
-// appendRequestHead writes the request line and fields for the backend:
-// hop-by-hop fields dropped (and those named in Connection), X-Forwarded-*
-// and X-Request-Id set, the route's request_headers applied.
+// appendRequestHead writes the request line and fields for the backend by
+// the rules of package l7: the normalised path; client fields forwarded
+// only as the listener's policy allows, and never those the client's
+// Connection field nominates; framing (Content-Length or
+// Transfer-Encoding), Host, X-Forwarded-* and X-Request-Id stated by the
+// proxy from its own parse; the route's request_headers applied.
 func (w *worker) appendRequestHead(out []byte, c *conn, uc *upstreamConn, target *Target, requestID string) []byte {
 	req := &w.req
+	policy := &w.s.opts.Load().Forward
 	out = append(out, req.Method...)
 	out = append(out, ' ')
-	path := req.Path
+	path := w.path
 	if target.StripPrefix != "" && len(path) >= len(target.StripPrefix) && b2s(path[:len(target.StripPrefix)]) == target.StripPrefix {
 		path = path[len(target.StripPrefix):]
 	}
@@ -622,20 +681,22 @@ func (w *worker) appendRequestHead(out []byte, c *conn, uc *upstreamConn, target
 		out = append(out, " HTTP/1.1\r\n"...)
 	}
 
+	var forwardedHost, forwardedProto []byte
 	for i := range req.Headers {
 		h := &req.Headers[i]
-		switch {
-		case http1.IsHopByHop(h.Name) && !(req.Upgrade && http1.EqualFold(h.Name, "Upgrade")):
-			continue
-		case w.connectionListed(h.Name):
-			continue
-		case http1.EqualFold(h.Name, "X-Forwarded-For"), http1.EqualFold(h.Name, "X-Forwarded-Host"), http1.EqualFold(h.Name, "X-Forwarded-Proto"),
-			http1.EqualFold(h.Name, "X-Request-Id"), http1.EqualFold(h.Name, "Expect"):
-			continue
-		case overridden(h.Name, target.RequestHeaders):
-			continue
-		case http1.EqualFold(h.Name, "Host"):
-			// req.Host is authoritative (absolute-form targets carry it).
+		class := l7.ClassifyRequestField(h.Name)
+		if w.trusted && class == l7.FieldForwarded {
+			switch {
+			case http1.EqualFold(h.Name, "X-Forwarded-Host"):
+				forwardedHost = h.Value
+				continue
+			case http1.EqualFold(h.Name, "X-Forwarded-Proto"):
+				forwardedProto = h.Value
+				continue
+			}
+		}
+		if !policy.ForwardsAsSent(class, w.trusted) || w.connectionListed(h.Name) ||
+			http1.EqualFold(h.Name, "Expect") || overridden(h.Name, target.RequestHeaders) {
 			continue
 		}
 		out = append(out, h.Name...)
@@ -650,20 +711,36 @@ func (w *worker) appendRequestHead(out []byte, c *conn, uc *upstreamConn, target
 		out = append(out, uc.addr...) // HTTP/1.0 without Host
 	}
 	out = append(out, "\r\n"...)
-	if req.Chunked {
+	switch {
+	case req.Chunked:
 		out = append(out, "Transfer-Encoding: chunked\r\n"...)
+	case req.ContentLength >= 0:
+		out = append(out, "Content-Length: "...)
+		out = strconv.AppendInt(out, req.ContentLength, 10)
+		out = append(out, "\r\n"...)
 	}
-	if req.Upgrade {
-		out = append(out, "Connection: Upgrade\r\n"...)
+	if w.websocket {
+		out = append(out, "Connection: Upgrade\r\nUpgrade: websocket\r\n"...)
 	}
-	// X-Forwarded-* describe this hop only: what a client claims about
-	// earlier hops is dropped, as the net/http engine does, so backends
-	// can trust the first address.
 	out = append(out, "X-Forwarded-For: "...)
-	out = append(out, c.clientIP...)
+	if w.trusted {
+		out = append(out, l7.ForwardedFor(c.clientIP, true, w.headerValues("X-Forwarded-For"))...)
+	} else {
+		out = append(out, c.clientIP...)
+	}
 	out = append(out, "\r\nX-Forwarded-Host: "...)
-	out = append(out, req.Host...)
-	out = append(out, "\r\nX-Forwarded-Proto: http\r\nX-Request-Id: "...)
+	if forwardedHost != nil {
+		out = append(out, forwardedHost...)
+	} else {
+		out = append(out, req.Host...)
+	}
+	out = append(out, "\r\nX-Forwarded-Proto: "...)
+	if forwardedProto != nil {
+		out = append(out, forwardedProto...)
+	} else {
+		out = append(out, "http"...)
+	}
+	out = append(out, "\r\nX-Request-Id: "...)
 	out = append(out, requestID...)
 	out = append(out, "\r\n"...)
 	for _, kv := range target.RequestHeaders {
@@ -675,13 +752,35 @@ func (w *worker) appendRequestHead(out []byte, c *conn, uc *upstreamConn, target
 	return append(out, "\r\n"...)
 }
 
+// headerValues returns the values of every request field called name;
+// only used on the rare trusted-proxy path, where it may allocate.
+func (w *worker) headerValues(name string) []string {
+	var vals []string
+	for i := range w.req.Headers {
+		if h := &w.req.Headers[i]; http1.EqualFold(h.Name, name) {
+			vals = append(vals, string(h.Value))
+		}
+	}
+	return vals
+}
+
+// responseHeader returns the first value of a response field, "" if none.
+func responseHeader(resp *http1.Response, name string) []byte {
+	for i := range resp.Headers {
+		if h := &resp.Headers[i]; http1.EqualFold(h.Name, name) {
+			return h.Value
+		}
+	}
+	return nil
+}
+
 // connectionListed reports whether the client's Connection field names h
 // (RFC 9110 §7.6.1: such fields are hop-by-hop too).
 func (w *worker) connectionListed(name []byte) bool {
 	for i := range w.req.Headers {
 		h := &w.req.Headers[i]
 		if http1.EqualFold(h.Name, "Connection") && http1.HasToken(h.Value, b2s(name)) {
-			return !http1.EqualFold(name, "Upgrade") || !w.req.Upgrade
+			return true
 		}
 	}
 	return false
@@ -941,7 +1040,7 @@ func (w *worker) discardBody(c *conn, headLen int) bool {
 		remaining := req.ContentLength - int64(c.n-headLen)
 		for remaining > 0 {
 			p := w.copyBuf[:min(int64(len(w.copyBuf)), remaining)]
-			n, err := c.readSome(p, w.stall)
+			n, err := c.readSome(p, w.bodyStall)
 			if err != nil {
 				return false
 			}

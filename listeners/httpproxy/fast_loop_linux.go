@@ -146,6 +146,9 @@ func withDefaults(st Settings) Settings {
 	if st.IdleTimeout <= 0 {
 		st.IdleTimeout = 60 * time.Second
 	}
+	if st.RequestBodyTimeout <= 0 {
+		st.RequestBodyTimeout = DefaultRequestBodyTimeout
+	}
 	return st
 }
 

@@ -11,10 +11,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"switchyard/listeners/l7"
 	"switchyard/listeners/routing"
 	"switchyard/upstream"
 )
@@ -33,6 +36,9 @@ type Options struct {
 	Listener  string
 	Table     *routing.Table[*Target]
 	AccessLog bool
+	// Forward says which client fields reach backends and whose
+	// X-Forwarded-* are believed (trusted_proxies, underscores_in_headers).
+	Forward l7.ForwardPolicy
 }
 
 // Target is what a route forwards to: an upstream pool or a static answer.
@@ -89,6 +95,9 @@ type Handler struct {
 	observer Observer
 	proxy    *httputil.ReverseProxy
 	tunnels  tunnelSet
+	// bodyTimeout bounds each wait for request body bytes, in nanoseconds
+	// (Settings.RequestBodyTimeout); Update may change it.
+	bodyTimeout atomic.Int64
 }
 
 // NewHandler builds a handler; observer may be nil.
@@ -120,6 +129,16 @@ type exchange struct {
 	target    *Target
 	requestID string
 	hashKey   string
+	// path is the normalised path (still percent-encoded where it must
+	// be) that was routed and is forwarded (SPEC §3).
+	path    string
+	policy  *l7.ForwardPolicy
+	trusted bool // the TCP peer is a trusted proxy
+	peerIP  string
+	// websocket: the client asked for a WebSocket upgrade, the only one
+	// passed on.
+	websocket bool
+	body      *deadlineBody          // nil without a request body
 	backend   atomic.Pointer[string] // last backend tried
 }
 
@@ -135,7 +154,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header.Set("X-Request-Id", requestID)
 	}
 
-	rec := Record{Listener: opts.Listener, Method: r.Method, Host: r.Host, Path: r.URL.Path, RequestID: requestID}
+	path := r.URL.EscapedPath()
+	if norm, changed, err := l7.NormalizePath(nil, path); err != nil {
+		path = ""
+	} else if changed {
+		path = string(norm)
+	}
+	rec := Record{Listener: opts.Listener, Method: r.Method, Host: r.Host, Path: path, RequestID: requestID}
 	var ex *exchange
 	// Deferred so that the record is also written when the reverse proxy
 	// aborts a response mid-body with panic(http.ErrAbortHandler).
@@ -160,15 +185,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.finish(opts, &rec)
 	}()
 
+	if path == "" {
+		rw.Header().Set("X-Request-Id", requestID)
+		rec.Path = r.URL.EscapedPath()
+		writeJSONError(rw, http.StatusBadRequest, "bad request: "+l7.ErrPathAboveRoot.Error())
+		return
+	}
 	route := opts.Table.Match(routing.Request{
 		Method: r.Method,
 		Host:   r.Host,
-		Path:   r.URL.Path,
+		Path:   path,
 		Header: r.Header.Get,
 	})
 	if route == nil {
 		rw.Header().Set("X-Request-Id", requestID)
-		writeJSONError(rw, http.StatusNotFound, "no route matches "+r.Method+" "+r.URL.Path)
+		writeJSONError(rw, http.StatusNotFound, "no route matches "+r.Method+" "+path)
 		return
 	}
 	target := route.Target
@@ -204,7 +235,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	rec.Upstream = target.Pool.Name()
-	ex = &exchange{target: target, requestID: requestID, hashKey: hashKey(target.Pool, r)}
+	peerIP, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		peerIP = r.RemoteAddr
+	}
+	ex = &exchange{
+		target: target, requestID: requestID, path: path, policy: &opts.Forward,
+		peerIP: peerIP, trusted: opts.Forward.Trusts(peerIP),
+		websocket: l7.IsWebSocketUpgrade(r.Header.Get("Upgrade")) && connectionHas(r.Header, "upgrade"),
+	}
+	ex.hashKey = hashKey(target.Pool, r, peerIP, path)
+	if r.Body != nil && r.Body != http.NoBody {
+		ex.body = &deadlineBody{rc: r.Body, ctl: http.NewResponseController(rw), timeout: time.Duration(h.bodyTimeout.Load())}
+		r.Body = ex.body
+	}
 	h.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, ex)))
 }
 
@@ -226,51 +270,107 @@ func finishRequest(opts *Options, rec *Record, observer Observer, log hclog.Logg
 	}
 }
 
-func hashKey(pool *upstream.Pool, r *http.Request) string {
+func hashKey(pool *upstream.Pool, r *http.Request, peerIP, path string) string {
 	kind, header := pool.HashOn()
 	switch kind {
 	case upstream.HashClientIP:
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			return r.RemoteAddr
-		}
-		return host
+		return peerIP
 	case upstream.HashPath:
-		return r.URL.Path
+		return path
 	case upstream.HashHeader:
 		return r.Header.Get(header)
 	}
 	return ""
 }
 
-// rewrite prepares the outbound request. The backend address is filled in per
-// attempt by the transport.
+// rewrite prepares the outbound request by the rules of package l7. The
+// backend address is filled in per attempt by the transport.
 func rewrite(pr *httputil.ProxyRequest) {
 	ex := pr.In.Context().Value(ctxKey{}).(*exchange)
 	t := ex.target
-	pr.Out.URL.Scheme = "http"
-	pr.Out.URL.Host = t.Pool.Name() // placeholder until a backend is chosen
+	out := pr.Out
+	out.URL.Scheme = "http"
+	out.URL.Host = t.Pool.Name() // placeholder until a backend is chosen
+	path := ex.path
 	if t.StripPrefix != "" {
-		u := pr.Out.URL
-		u.Path = stripPrefix(u.Path, t.StripPrefix)
-		if u.RawPath != "" {
-			if strings.HasPrefix(u.RawPath, t.StripPrefix) {
-				u.RawPath = stripPrefix(u.RawPath, t.StripPrefix)
-			} else {
-				// The prefix is escaped differently in the raw form: let
-				// the URL re-encode the stripped path.
-				u.RawPath = ""
-			}
+		path = stripPrefix(path, t.StripPrefix)
+	}
+	out.URL.RawPath = path
+	if decoded, err := url.PathUnescape(path); err == nil {
+		out.URL.Path = decoded
+	} else {
+		out.URL.Path = path
+	}
+
+	// ReverseProxy has removed the hop-by-hop fields (those named in
+	// Connection too) and X-Forwarded-For/Host/Proto and Forwarded; drop
+	// what else the policy does not forward as sent.
+	for name := range out.Header {
+		if c := l7.ClassifyRequestField(name); c != l7.FieldHopByHop && !ex.policy.ForwardsAsSent(c, ex.trusted) {
+			delete(out.Header, name)
 		}
 	}
-	pr.SetXForwarded()
+	if ex.websocket {
+		out.Header.Set("Connection", "Upgrade")
+		out.Header.Set("Upgrade", "websocket")
+	} else {
+		// Any other protocol switch (h2c above all) is not passed on;
+		// a 101 to this request is then a 502.
+		out.Header.Del("Connection")
+		out.Header.Del("Upgrade")
+	}
+	in := pr.In.Header
+	out.Header.Set("X-Forwarded-For", l7.ForwardedFor(ex.peerIP, ex.trusted, in["X-Forwarded-For"]))
+	if v := in["Forwarded"]; ex.trusted && len(v) > 0 {
+		out.Header["Forwarded"] = v
+	}
+	if v := in.Get("X-Forwarded-Host"); ex.trusted && v != "" {
+		out.Header.Set("X-Forwarded-Host", v)
+	} else {
+		out.Header.Set("X-Forwarded-Host", pr.In.Host)
+	}
+	if v := in.Get("X-Forwarded-Proto"); ex.trusted && v != "" {
+		out.Header.Set("X-Forwarded-Proto", v)
+	} else {
+		out.Header.Set("X-Forwarded-Proto", "http")
+	}
 	// Keep the client's Host: backends behind a proxy usually route on it.
-	pr.Out.Host = pr.In.Host
-	pr.Out.Header.Set("X-Request-Id", ex.requestID)
+	out.Host = pr.In.Host
+	out.Header.Set("X-Request-Id", ex.requestID)
 	for _, kv := range t.RequestHeaders {
-		pr.Out.Header.Set(kv.Name, kv.Value)
+		out.Header.Set(kv.Name, kv.Value)
 	}
 }
+
+// deadlineBody bounds each read of a request body by the listener's
+// request_body_timeout, so a client trickling its body (R.U.D.Y.) cannot
+// hold a backend connection for long. The deadline is cleared after every
+// read: net/http's own read of the next request must not inherit it.
+type deadlineBody struct {
+	rc       io.ReadCloser
+	ctl      *http.ResponseController
+	timeout  time.Duration
+	timedOut atomic.Bool
+	sawEOF   atomic.Bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	_ = b.ctl.SetReadDeadline(time.Now().Add(b.timeout))
+	n, err := b.rc.Read(p)
+	switch {
+	case err == io.EOF:
+		b.sawEOF.Store(true)
+	case err != nil && isTimeout(err):
+		// Leave the deadline passed: net/http would otherwise wait for
+		// the rest of the body (to keep the connection) without one.
+		b.timedOut.Store(true)
+		return n, err
+	}
+	_ = b.ctl.SetReadDeadline(time.Time{})
+	return n, err
+}
+
+func (b *deadlineBody) Close() error { return b.rc.Close() }
 
 // bodyAllowed reports whether a response with this status may carry a body
 // (RFC 9110 §6.4.1).
@@ -309,6 +409,11 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 		status, msg = 499, "client closed request"
 	}
 	if ex != nil {
+		if ex.body != nil && !ex.body.sawEOF.Load() {
+			// The rest of the body is not worth waiting for (net/http
+			// would read it before answering): answer and close.
+			w.Header().Set("Connection", "close")
+		}
 		w.Header().Set("X-Request-Id", ex.requestID)
 		for _, kv := range ex.target.ResponseHeaders {
 			w.Header().Set(kv.Name, kv.Value)
@@ -350,3 +455,13 @@ func newBufferPool() *bufferPool {
 
 func (p *bufferPool) Get() []byte  { return *(p.pool.Get().(*[]byte)) }
 func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
+
+// connectionHas reports whether a Connection field of h lists token.
+func connectionHas(h http.Header, token string) bool {
+	for _, v := range h["Connection"] {
+		if l7.HasToken(v, token) {
+			return true
+		}
+	}
+	return false
+}

@@ -21,6 +21,10 @@ type Settings struct {
 	ReadHeaderTimeout time.Duration
 	// MaxHeaderBytes caps request headers; larger requests get 431.
 	MaxHeaderBytes int
+	// RequestBodyTimeout bounds each wait for the next bytes of a request
+	// body (slow-body / R.U.D.Y. protection); over it the request gets 408
+	// and the connection closes. Zero means DefaultRequestBodyTimeout.
+	RequestBodyTimeout time.Duration
 	// Engine is EngineFast (also for "") or EngineStd. A running listener
 	// keeps the engine it started with.
 	Engine string
@@ -28,8 +32,9 @@ type Settings struct {
 
 // Defaults for Settings fields left zero.
 const (
-	DefaultReadHeaderTimeout = 10 * time.Second
-	DefaultMaxHeaderBytes    = 64 * 1024
+	DefaultReadHeaderTimeout  = 10 * time.Second
+	DefaultMaxHeaderBytes     = 64 * 1024
+	DefaultRequestBodyTimeout = 30 * time.Second
 )
 
 // Server is one running HTTP listener.
@@ -48,7 +53,11 @@ func NewServer(ln net.Listener, opts *Options, settings Settings, log hclog.Logg
 	if settings.MaxHeaderBytes <= 0 {
 		settings.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
+	if settings.RequestBodyTimeout <= 0 {
+		settings.RequestBodyTimeout = DefaultRequestBodyTimeout
+	}
 	h := NewHandler(opts, log, observer)
+	h.bodyTimeout.Store(int64(settings.RequestBodyTimeout))
 	s := &Server{
 		ln:      listeners.NewLimitListener(ln, settings.MaxConnections),
 		handler: h,
@@ -66,7 +75,7 @@ func NewServer(ln net.Listener, opts *Options, settings Settings, log hclog.Logg
 
 // Serve accepts until Shutdown; it returns nil after a Shutdown.
 func (s *Server) Serve() error {
-	err := s.srv.Serve(s.ln)
+	err := s.srv.Serve(guardListener{Listener: s.ln, maxHeaderBytes: s.srv.MaxHeaderBytes})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -77,6 +86,10 @@ func (s *Server) Serve() error {
 // The idle timeout of a running listener is fixed at creation.
 func (s *Server) Update(opts *Options, settings Settings) {
 	s.handler.Update(opts)
+	if settings.RequestBodyTimeout <= 0 {
+		settings.RequestBodyTimeout = DefaultRequestBodyTimeout
+	}
+	s.handler.bodyTimeout.Store(int64(settings.RequestBodyTimeout))
 	s.ln.SetLimit(settings.MaxConnections)
 }
 

@@ -61,6 +61,11 @@ func NewTransport(connectTimeout time.Duration, maxIdlePerHost int) *http.Transp
 	}
 }
 
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // idempotent methods may be retried after the upstream saw them (SPEC §3).
 func idempotent(method string) bool {
 	switch method {
@@ -134,14 +139,19 @@ func (retryingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 		if err != nil {
 			a.stop()
+			if body != nil && body.failed() && !a.timedOut.Load() {
+				// The client's upload broke; not the backend's fault.
+				// (Checked before the client's context: net/http cancels
+				// it when a body read fails.)
+				att.Done(upstream.Canceled, a.latency)
+				if ex.body != nil && ex.body.timedOut.Load() {
+					return nil, &proxyError{status: http.StatusRequestTimeout, msg: "request body timeout", err: err}
+				}
+				return nil, &proxyError{status: http.StatusBadRequest, msg: "cannot read the request body", err: err}
+			}
 			if clientCtx.Err() != nil {
 				att.Done(upstream.Canceled, a.latency)
 				return nil, err
-			}
-			if body != nil && body.failed() {
-				// The client's upload broke; not the backend's fault.
-				att.Done(upstream.Canceled, a.latency)
-				return nil, &proxyError{status: http.StatusBadRequest, msg: "cannot read the request body", err: err}
 			}
 			att.Done(upstream.Failure, a.latency)
 			var dialErr *DialError

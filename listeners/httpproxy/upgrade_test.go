@@ -1,7 +1,6 @@
 package httpproxy
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -163,51 +162,6 @@ func TestUpgradedConnSurvivesAttemptContext(t *testing.T) {
 	}
 	if string(got[2:]) != "ping" {
 		t.Fatalf("echoed frame % x", got)
-	}
-}
-
-func TestNonWebSocketUpgrade(t *testing.T) {
-	// Any Upgrade is passed through, not only WebSocket.
-	addr := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "x-line" {
-			http.Error(w, "want x-line", http.StatusBadRequest)
-			return
-		}
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x-line\r\n\r\n")
-		_ = brw.Flush()
-		line, err := brw.ReadString('\n')
-		if err != nil {
-			return
-		}
-		_, _ = brw.WriteString(strings.ToUpper(line))
-		_ = brw.Flush()
-	}))
-	pool := newPool(t, "line", upstream.StrategyRoundRobin, upstream.BreakerConfig{}, addr)
-	srv := startProxy(t, options(route(routing.Matcher{}, upstreamTarget(t, "line", pool))), Settings{}, nil)
-
-	conn := dial(t, srv)
-	_ = conn.SetDeadline(time.Now().Add(testDeadline))
-	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: x-line\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("status %d", resp.StatusCode)
-	}
-	if _, err := io.WriteString(conn, "shout\n"); err != nil {
-		t.Fatal(err)
-	}
-	if line, err := br.ReadString('\n'); err != nil || line != "SHOUT\n" {
-		t.Fatalf("tunnel answered %q, %v", line, err)
 	}
 }
 

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -10,8 +11,9 @@ import (
 )
 
 var listenerSchema = blockSchema{
-	attributes: []string{"protocol", "listen", "max_connections", "idle_timeout", "upstream", "engine"},
-	blocks:     []string{"route"},
+	attributes: []string{"protocol", "listen", "max_connections", "idle_timeout", "upstream", "engine",
+		"trusted_proxies", "underscores_in_headers", "request_body_timeout"},
+	blocks: []string{"route"},
 }
 
 func (d *decoder) decodeListener(blk *hclsyntax.Block) *Listener {
@@ -25,12 +27,20 @@ func (d *decoder) decodeListener(blk *hclsyntax.Block) *Listener {
 	l.IdleTimeout = b.duration("idle_timeout", DefaultIdleTimeout, false)
 	l.Upstream, l.UpstreamRange = b.upstreamName()
 	l.Engine, _ = b.enum("engine", "engine", DefaultEngine, Engines)
+	l.TrustedProxies = b.cidrList("trusted_proxies")
+	l.UnderscoresInHeaders = b.bool("underscores_in_headers", false)
+	l.RequestBodyTimeout = b.duration("request_body_timeout", DefaultRequestBodyTimeout, false)
 
 	switch l.Protocol {
 	case "tcp":
 		b.require("upstream", "the name of the upstream block every connection is forwarded to")
 		if b.present("engine") {
 			d.errorf(b.attrRange("engine"), "Engine in tcp listener", "engine is only valid in http listeners; tcp listener %q always forwards with splice", l.Name)
+		}
+		for _, name := range []string{"trusted_proxies", "underscores_in_headers", "request_body_timeout"} {
+			if b.present(name) {
+				d.errorf(b.attrRange(name), "HTTP attribute in tcp listener", "%s is only valid in http listeners; tcp listener %q forwards bytes without reading HTTP", name, l.Name)
+			}
 		}
 		for _, route := range b.blocks {
 			d.errorf(route.DefRange(), "Route in tcp listener", "route blocks are only valid in http listeners; tcp listener %q forwards every connection to its upstream", l.Name)
@@ -136,6 +146,28 @@ func (b *body) upstreamName() (string, hcl.Range) {
 		b.invalidate("upstream")
 	}
 	return name, b.exprRange("upstream")
+}
+
+// cidrList decodes a list of CIDR prefixes ("10.0.0.0/8"); a bare address
+// is taken as a single host (/32 or /128).
+func (b *body) cidrList(name string) []netip.Prefix {
+	if !b.present(name) {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, v := range b.stringList(name, `["10.0.0.0/8", "192.168.1.7"]`) {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				b.d.errorf(b.exprRange(name), "Invalid CIDR", "%s: %q is neither a CIDR prefix such as \"10.0.0.0/8\" nor an IP address", name, v)
+				continue
+			}
+			p = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out
 }
 
 // path decodes path or path_prefix.

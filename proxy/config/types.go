@@ -12,6 +12,7 @@
 package config
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -19,29 +20,30 @@ import (
 
 // Defaults applied when an attribute is absent.
 const (
-	DefaultShutdownTimeout   = 15 * time.Second
-	DefaultMaxConnections    = 10000
-	DefaultIdleTimeout       = 60 * time.Second
-	DefaultConnectTimeout    = 2 * time.Second
-	DefaultRouteTimeout      = 60 * time.Second
-	DefaultRetries           = 1
-	DefaultStrategy          = "round_robin"
-	DefaultHealthInterval    = 2 * time.Second
-	DefaultHealthTimeout     = 1 * time.Second
-	DefaultHealthyThreshold  = 2
-	DefaultUnhealthyThresh   = 2
-	DefaultBreakerFailures   = 5
-	DefaultBreakerRatio      = 0.5
-	DefaultBreakerMinReqs    = 20
-	DefaultBreakerOpen       = 10 * time.Second
-	DefaultBreakerHalfOpen   = 1
-	DefaultRespondStatus     = 200
-	DefaultBuiltinStatus     = 200
-	DefaultMaxRooms          = 100
-	DefaultMaxClientsPerRoom = 50
-	DefaultLogLevel          = "info"
-	DefaultLogFormat         = "text"
-	DefaultEngine            = "fast"
+	DefaultShutdownTimeout    = 15 * time.Second
+	DefaultMaxConnections     = 10000
+	DefaultIdleTimeout        = 60 * time.Second
+	DefaultConnectTimeout     = 2 * time.Second
+	DefaultRouteTimeout       = 60 * time.Second
+	DefaultRetries            = 1
+	DefaultStrategy           = "round_robin"
+	DefaultHealthInterval     = 2 * time.Second
+	DefaultHealthTimeout      = 1 * time.Second
+	DefaultHealthyThreshold   = 2
+	DefaultUnhealthyThresh    = 2
+	DefaultBreakerFailures    = 5
+	DefaultBreakerRatio       = 0.5
+	DefaultBreakerMinReqs     = 20
+	DefaultBreakerOpen        = 10 * time.Second
+	DefaultBreakerHalfOpen    = 1
+	DefaultRespondStatus      = 200
+	DefaultBuiltinStatus      = 200
+	DefaultMaxRooms           = 100
+	DefaultMaxClientsPerRoom  = 50
+	DefaultLogLevel           = "info"
+	DefaultLogFormat          = "text"
+	DefaultEngine             = "fast"
+	DefaultRequestBodyTimeout = 30 * time.Second
 )
 
 // Allowed enumerated values, in the order error messages list them.
@@ -97,6 +99,15 @@ type Listener struct {
 	Routes         []*Route // http only, file order
 	Upstream       string   // tcp only
 	Engine         string   // http only: "fast" (default) or "std"
+	// TrustedProxies are the peers whose X-Forwarded-* and Forwarded
+	// fields are believed (http only; SPEC §3).
+	TrustedProxies []netip.Prefix
+	// UnderscoresInHeaders forwards client fields whose names contain "_"
+	// (http only; dropped by default, as nginx does).
+	UnderscoresInHeaders bool
+	// RequestBodyTimeout bounds each wait for request body bytes (http
+	// only); over it the client gets 408.
+	RequestBodyTimeout time.Duration
 	// UpstreamRange is where Upstream is written (DeclRange when unset).
 	UpstreamRange hcl.Range
 }
