@@ -52,7 +52,7 @@ type recordingBackend struct {
 	wg    sync.WaitGroup
 }
 
-func startRecordingBackend(t *testing.T) *recordingBackend {
+func startRecordingBackend(t testing.TB) *recordingBackend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -95,7 +95,12 @@ func (b *recordingBackend) serve(c net.Conn) {
 		if err != nil {
 			return
 		}
-		body, _ := io.ReadAll(req.Body)
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			// A request whose body broke off (the proxy aborted the
+			// upload) was never complete: nothing to serve or record.
+			return
+		}
 		b.mu.Lock()
 		b.reqs = append(b.reqs, recordedRequest{Method: req.Method, Target: req.RequestURI, Header: req.Header, Trailer: req.Trailer, Body: string(body)})
 		b.mu.Unlock()
@@ -117,7 +122,7 @@ func (b *recordingBackend) requests() []recordedRequest {
 
 // securityProxy serves a listener like the probe: /admin answers
 // 403 by itself, everything else goes to the recording backend.
-func securityProxy(t *testing.T, engine string, backend *recordingBackend, settings Settings, tune func(*Options)) Listener {
+func securityProxy(t testing.TB, engine string, backend *recordingBackend, settings Settings, tune func(*Options)) Listener {
 	t.Helper()
 	pool := newPool(t, "app", upstream.StrategyRoundRobin, upstream.BreakerConfig{}, backend.addr())
 	target := upstreamTarget(t, "app", pool)
