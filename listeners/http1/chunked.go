@@ -115,6 +115,18 @@ func (s *ChunkedScanner) Reset() { *s = ChunkedScanner{} }
 // seen so far.
 func (s *ChunkedScanner) BodyBytes() int64 { return s.body }
 
+// TrailerBytes is the number of octets of the trailer section (RFC 9112
+// §7.1.2: the field lines after the last chunk and the final CRLF) seen so
+// far. They are always the last octets fed: a proxy that drops request
+// trailers withholds that many octets of what Feed accepted and, once the
+// body is done, sends a bare CRLF in their place.
+func (s *ChunkedScanner) TrailerBytes() int {
+	if s.state == csDone {
+		return s.trailer + 1 // the final LF is not charged to the limit
+	}
+	return s.trailer
+}
+
 // Feed scans the next bytes of the body. n is how many leading bytes of p
 // belong to the body; done reports that the body's final CRLF was among
 // them, in which case p[n:] is the start of the next message. A malformed

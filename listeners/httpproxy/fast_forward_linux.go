@@ -192,6 +192,9 @@ func (w *worker) serve(c *conn) {
 
 var errWouldBlock = errors.New("would block")
 
+// crlf ends a chunked body whose trailer section was withheld.
+var crlf = []byte("\r\n")
+
 // requestTimeoutAnswer is sent to a client that took too long for its head.
 var requestTimeoutAnswer = []byte("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
 
@@ -528,7 +531,8 @@ func (w *worker) writeRequest(c *conn, uc *upstreamConn, headLen int, target *Ta
 
 	// Body bytes already read with the head.
 	avail := c.n - headLen
-	var inBuf int // body bytes of this request sitting in the client buffer
+	var inBuf int    // body bytes of this request sitting in the client buffer
+	var withheld int // of those, octets of a request trailer section
 	bodyDone := true
 	switch {
 	case req.Chunked:
@@ -538,6 +542,7 @@ func (w *worker) writeRequest(c *conn, uc *upstreamConn, headLen int, target *Ta
 			return &exchangeError{status: 400, msg: "malformed chunked body", clientErr: true}
 		}
 		inBuf, bodyDone = n, done
+		withheld = w.scanner.TrailerBytes()
 	case req.ContentLength > 0:
 		inBuf = int(min(int64(avail), req.ContentLength))
 		bodyDone = int64(inBuf) == req.ContentLength
@@ -548,21 +553,33 @@ func (w *worker) writeRequest(c *conn, uc *upstreamConn, headLen int, target *Ta
 			return &exchangeError{status: 400, msg: "client went away", clientErr: true}
 		}
 	}
-	if inBuf > 0 && len(out)+inBuf <= 64*1024 {
-		out = append(out, buf[headLen:headLen+inBuf]...)
-		inBuf = -inBuf // sent together with the head
+	// Request trailers are not forwarded (README "HTTP behaviour"): they
+	// arrive after the head was routed and would let a client smuggle
+	// framing or routing fields past the proxy. The withheld octets are
+	// the trailer section; a bare CRLF ends the body instead.
+	fwd := buf[headLen : headLen+inBuf-withheld]
+	if len(fwd) > 0 && len(out)+len(fwd) <= 64*1024 {
+		out = append(out, fwd...)
+		if bodyDone && req.Chunked {
+			out = append(out, crlf...)
+		}
+		fwd = nil // sent together with the head
 	}
 	w.out = out[:0]
 	if err := uc.write(out); err != nil {
 		return &exchangeError{status: 502, msg: "bad gateway: cannot send the request"}
 	}
-	if inBuf < 0 {
+	if inBuf > 0 {
 		*bodyStarted = true
-		inBuf = -inBuf
-	} else if inBuf > 0 {
-		*bodyStarted = true
-		if err := uc.write(buf[headLen : headLen+inBuf]); err != nil {
+	}
+	if len(fwd) > 0 {
+		if err := uc.write(fwd); err != nil {
 			return &exchangeError{status: 502, msg: "bad gateway: cannot send the request body"}
+		}
+		if bodyDone && req.Chunked {
+			if err := uc.write(crlf); err != nil {
+				return &exchangeError{status: 502, msg: "bad gateway: cannot send the request body"}
+			}
 		}
 	}
 	w.consumed = headLen + inBuf
@@ -612,6 +629,7 @@ func (w *worker) streamRequestBody(c *conn, uc *upstreamConn, remaining int64) *
 		chunk := p[:n]
 		done := false
 		if req.Chunked {
+			trailerBefore := w.scanner.TrailerBytes()
 			m, d, ferr := w.scanner.Feed(chunk)
 			if ferr != nil {
 				return &exchangeError{status: 400, msg: "malformed chunked body", clientErr: true}
@@ -621,8 +639,12 @@ func (w *worker) streamRequestBody(c *conn, uc *upstreamConn, remaining int64) *
 				if rest := chunk[m:]; len(rest) > 0 {
 					w.stash(c, rest)
 				}
-				chunk = chunk[:m]
 				done = true
+			}
+			// Trailer octets are withheld (see writeRequest).
+			chunk = chunk[:m-(w.scanner.TrailerBytes()-trailerBefore)]
+			if d {
+				chunk = append(chunk, crlf...)
 			}
 		} else {
 			remaining -= int64(n)

@@ -146,4 +146,3 @@ func (b *recordingBackend) reset() {
 	defer b.mu.Unlock()
 	b.reqs = nil
 }
-

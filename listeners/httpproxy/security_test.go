@@ -427,14 +427,45 @@ func TestRefusalSurvivesUnreadInput(t *testing.T) {
 				_, _ = io.WriteString(conn, tc.head+junk)
 			}()
 			_ = conn.SetReadDeadline(time.Now().Add(testDeadline))
-			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			br := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(br, nil)
 			if err != nil {
 				t.Fatalf("%s: the refusal was lost: %v", tc.name, err)
 			}
 			if resp.StatusCode != tc.status {
 				t.Fatalf("%s: status %d", tc.name, resp.StatusCode)
 			}
+			// The connection must end in an orderly close (EOF), not a
+			// reset: on a slower path a reset can destroy the answer
+			// before the client has read it.
+			_, _ = io.Copy(io.Discard, resp.Body)
+			if _, err := br.ReadByte(); err != io.EOF {
+				t.Fatalf("%s: after the answer the connection ended with %v, want EOF (a lingering close)", tc.name, err)
+			}
 			_ = conn.Close()
+		}
+	})
+}
+
+// Finding 2, trailers: fields in a request's trailer section are not
+// forwarded, so framing fields cannot arrive there.
+func TestRequestTrailersNotForwarded(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		backend := startRecordingBackend(t)
+		srv := securityProxy(t, engine, backend, Settings{}, nil)
+		raw := "POST /t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nContent-Length: 99\r\nX-Trailer: 1\r\n\r\n" +
+			"GET /after HTTP/1.1\r\nHost: x\r\n\r\n"
+		resps := exchangeRaw(t, srv, raw, 2)
+		if len(resps) != 2 || resps[0].StatusCode != 200 || resps[1].StatusCode != 200 {
+			t.Fatalf("statuses %v, want [200 200]", statusOf(resps))
+		}
+		eventually(t, "two requests", func() bool { return len(backend.requests()) == 2 })
+		reqs := backend.requests()
+		if reqs[0].Body != "hello" || len(reqs[0].Trailer) != 0 {
+			t.Fatalf("backend got body %q trailer %v, want hello and no trailer", reqs[0].Body, reqs[0].Trailer)
+		}
+		if reqs[1].Target != "/after" {
+			t.Fatalf("second request %q", reqs[1].Target)
 		}
 	})
 }
