@@ -16,6 +16,9 @@ func (a adminRuntime) Reload() admin.ReloadOutcome {
 	return admin.ReloadOutcome{OK: res.OK, Generation: res.Generation, Changed: res.Changed, Error: res.Error, Diagnostics: res.Diagnostics}
 }
 
-func (r *Runtime) adminHandler() http.Handler {
-	return admin.NewHandler(adminRuntime{r}, r.metrics.Registry)
+// adminHandler serves the admin endpoint at listen. Its host is accepted
+// as a Host value besides localhost names and the connection's own
+// address, so a DNS name in admin.listen works (DNS-rebinding guard).
+func (r *Runtime) adminHandler(listen string) http.Handler {
+	return admin.NewHandler(adminRuntime{r}, r.metrics.Registry, admin.AllowHost(listen))
 }

@@ -164,7 +164,7 @@ func (r *Runtime) start(e *endpoint, snap *Snapshot) {
 		serve = e.tcpServer.Serve
 	case kindAdmin:
 		e.adminServer = &http.Server{
-			Handler:           r.adminHandler(),
+			Handler:           r.adminHandler(spec.listen),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
 		}
