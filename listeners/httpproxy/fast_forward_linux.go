@@ -727,7 +727,9 @@ func (w *worker) appendRequestHead(out []byte, c *conn, uc *upstreamConn, target
 		out = append(out, "\r\n"...)
 	}
 	out = append(out, "Host: "...)
-	if len(req.Host) > 0 {
+	if host, ok := routeHost(target); ok {
+		out = append(out, host...) // request_headers may set the Host
+	} else if len(req.Host) > 0 {
 		out = append(out, req.Host...)
 	} else {
 		out = append(out, uc.addr...) // HTTP/1.0 without Host
@@ -766,12 +768,26 @@ func (w *worker) appendRequestHead(out []byte, c *conn, uc *upstreamConn, target
 	out = append(out, requestID...)
 	out = append(out, "\r\n"...)
 	for _, kv := range target.RequestHeaders {
+		if kv.Name == "Host" {
+			continue // stated above
+		}
 		out = append(out, kv.Name...)
 		out = append(out, ": "...)
 		out = append(out, kv.Value...)
 		out = append(out, "\r\n"...)
 	}
 	return append(out, "\r\n"...)
+}
+
+// routeHost is the Host a route's request_headers set, if any (names are
+// canonical there).
+func routeHost(target *Target) (string, bool) {
+	for _, kv := range target.RequestHeaders {
+		if kv.Name == "Host" {
+			return kv.Value, true
+		}
+	}
+	return "", false
 }
 
 // headerValues returns the values of every request field called name;
@@ -1017,10 +1033,23 @@ func (w *worker) appendResponseHead(out []byte, target *Target, requestID string
 	if resp.Chunked {
 		out = append(out, "Transfer-Encoding: chunked\r\n"...)
 	}
-	if !keep && !upgrade {
-		out = append(out, "Connection: close\r\n"...)
+	if !upgrade {
+		out = w.appendConnection(out, keep)
 	}
 	return append(out, "\r\n"...)
+}
+
+// appendConnection states whether the client connection stays open: an
+// HTTP/1.1 client assumes it does, an HTTP/1.0 client only when told
+// (RFC 9112 §9.3; without it "ab -k" waits for a close that never comes).
+func (w *worker) appendConnection(out []byte, keep bool) []byte {
+	switch {
+	case !keep:
+		return append(out, "Connection: close\r\n"...)
+	case w.req.Minor == 0:
+		return append(out, "Connection: keep-alive\r\n"...)
+	}
+	return out
 }
 
 func responseConnectionListed(resp *http1.Response, name []byte) bool {
@@ -1103,9 +1132,7 @@ func (w *worker) writeStatic(c *conn, target *Target, requestID string, keep boo
 	out = append(out, "Content-Length: "...)
 	out = strconv.AppendInt(out, int64(len(r.Body)), 10)
 	out = append(out, "\r\n"...)
-	if !keep {
-		out = append(out, "Connection: close\r\n"...)
-	}
+	out = w.appendConnection(out, keep)
 	out = append(out, "\r\n"...)
 	if b2s(w.req.Method) != "HEAD" {
 		out = append(out, r.Body...)
@@ -1130,9 +1157,7 @@ func (w *worker) writeError(c *conn, status int, msg, requestID string, keep boo
 	out = append(out, "Content-Length: "...)
 	out = strconv.AppendInt(out, int64(len(body)), 10)
 	out = append(out, "\r\n"...)
-	if !keep {
-		out = append(out, "Connection: close\r\n"...)
-	}
+	out = w.appendConnection(out, keep)
 	out = append(out, "\r\n"...)
 	out = append(out, body...)
 	w.out = out[:0]

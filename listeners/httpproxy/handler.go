@@ -338,6 +338,10 @@ func rewrite(pr *httputil.ProxyRequest) {
 	out.Host = pr.In.Host
 	out.Header.Set("X-Request-Id", ex.requestID)
 	for _, kv := range t.RequestHeaders {
+		if kv.Name == "Host" {
+			out.Host = kv.Value // net/http sends out.Host, never a Host field
+			continue
+		}
 		out.Header.Set(kv.Name, kv.Value)
 	}
 }

@@ -34,6 +34,7 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, engine string)) {
 // recordedRequest is one request as a backend's net/http parser read it.
 type recordedRequest struct {
 	Method, Target string
+	Host           string
 	Header         http.Header
 	Trailer        http.Header
 	Body           string
@@ -102,7 +103,7 @@ func (b *recordingBackend) serve(c net.Conn) {
 			return
 		}
 		b.mu.Lock()
-		b.reqs = append(b.reqs, recordedRequest{Method: req.Method, Target: req.RequestURI, Header: req.Header, Trailer: req.Trailer, Body: string(body)})
+		b.reqs = append(b.reqs, recordedRequest{Method: req.Method, Target: req.RequestURI, Host: req.Host, Header: req.Header, Trailer: req.Trailer, Body: string(body)})
 		b.mu.Unlock()
 		if b.answer101 {
 			_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
@@ -466,6 +467,37 @@ func TestRequestTrailersNotForwarded(t *testing.T) {
 		}
 		if reqs[1].Target != "/after" {
 			t.Fatalf("second request %q", reqs[1].Target)
+		}
+	})
+}
+
+// An HTTP/1.0 keep-alive client is told the connection stays open, and a
+// route's request_headers can set the upstream Host (one Host line).
+func TestHTTP10KeepAliveAndHostOverride(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		backend := startRecordingBackend(t)
+		srv := securityProxy(t, engine, backend, Settings{}, func(o *Options) {
+			for _, r := range o.Table.Routes() {
+				if r.Target.Pool != nil {
+					r.Target.RequestHeaders = []routing.Header{{Name: "Host", Value: "internal.example"}}
+				}
+			}
+		})
+		raw := "GET /one HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /two HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
+		resps := exchangeRaw(t, srv, raw, 2)
+		if len(resps) != 2 {
+			t.Fatalf("statuses %v, want two answers on one connection", statusOf(resps))
+		}
+		for i, r := range resps {
+			if r.StatusCode != 200 || r.Header.Get("Connection") != "keep-alive" {
+				t.Errorf("answer %d: %d Connection %q, want 200 keep-alive", i, r.StatusCode, r.Header.Get("Connection"))
+			}
+		}
+		eventually(t, "two requests", func() bool { return len(backend.requests()) == 2 })
+		for _, r := range backend.requests() {
+			if r.Host != "internal.example" {
+				t.Errorf("backend got Host %q, want the route's internal.example", r.Host)
+			}
 		}
 	})
 }

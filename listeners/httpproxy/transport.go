@@ -153,7 +153,10 @@ func (retryingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				att.Done(upstream.Canceled, a.latency)
 				return nil, err
 			}
-			att.Done(upstream.Failure, a.latency)
+			// No answer at all (connect error, timeout, broken exchange):
+			// that counts for passive health as well as the breaker, on
+			// both engines alike (upstream.Unreachable).
+			att.Done(upstream.Unreachable, a.latency)
 			var dialErr *DialError
 			var perr *proxyError
 			switch {
