@@ -41,6 +41,7 @@ type worker struct {
 	pathBuf []byte
 	// Per request: the peer is a trusted proxy; the client asked for a
 	// WebSocket upgrade, the only one passed on.
+	policy    *l7.ForwardPolicy // the request's generation's
 	trusted   bool
 	websocket bool
 	rec       Record
@@ -239,6 +240,7 @@ func (w *worker) handle(c *conn, headLen int) (keep, tunnel bool) {
 		w.pathBuf, w.path = norm, norm
 		rec.Path = b2s(norm)
 	}
+	w.policy = &opts.Forward
 	w.trusted = len(opts.Forward.TrustedProxies) > 0 && opts.Forward.Trusts(c.clientIP)
 	w.websocket = req.Upgrade && l7.IsWebSocketUpgrade(w.requestHeader("Upgrade"))
 	defer func() {
@@ -682,7 +684,7 @@ func (w *worker) stash(c *conn, rest []byte) {
 // proxy from its own parse; the route's request_headers applied.
 func (w *worker) appendRequestHead(out []byte, c *conn, uc *upstreamConn, target *Target, requestID string) []byte {
 	req := &w.req
-	policy := &w.s.opts.Load().Forward
+	policy := w.policy
 	out = append(out, req.Method...)
 	out = append(out, ' ')
 	path := w.path

@@ -301,6 +301,14 @@ func (g *framingGuard) CloseWrite() error {
 // writing and drains what the client still sends for a moment, so the
 // refusal is not destroyed by a reset (a lingering close, as nginx does).
 func (g *framingGuard) Close() error {
+	// A reader waiting for the answer to an upgrade must not outlive the
+	// connection: release it as if a plain answer had been written.
+	g.mu.Lock()
+	if g.decided != nil && !g.answered {
+		g.answered = true
+		close(g.decided)
+	}
+	g.mu.Unlock()
 	if g.linger {
 		lingerClose(g.Conn)
 	}
